@@ -1,0 +1,11 @@
+// Subcommand registration: each adds itself to the app and returns the exit code through *rc.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace medfm::cli {
+
+void add_models_command(CLI::App& app, int* rc);
+void add_embed_command(CLI::App& app, int* rc);
+void add_demo_command(CLI::App& app, int* rc);
+
+}  // namespace medfm::cli

@@ -1,0 +1,112 @@
+#include "cli/common.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+#include "medfm/core/error.h"
+#include "medfm/core/runtime.h"
+#include "medfm/core/config.h"
+
+namespace medfm::cli {
+
+void add_runtime_options(CLI::App& app, RuntimeOptions& rt, bool with_json) {
+  app.add_option("--threads", rt.threads, "CPU threads for LibTorch (0 = all cores)");
+  app.add_option("--device", rt.device, "cpu, cuda or cuda:N");
+  app.add_option("--log-level", rt.log_level, "trace, debug, info, warn, error, off");
+  app.add_option("--config", rt.config_file, "TOML file overriding the defaults");
+  app.add_option("--set", rt.sets, "override one config key: --set a.b=value (repeatable)");
+  if (with_json) app.add_flag("--json", rt.json, "machine-readable output on stdout");
+}
+
+void bind_runtime(Config& cfg, RuntimeOptions& rt) {
+  cfg.bind("runtime.threads", rt.threads, "CPU threads (0 = all cores)");
+  cfg.bind("runtime.device", rt.device, "cpu | cuda | cuda:N");
+  cfg.bind("runtime.log_level", rt.log_level, "log level");
+}
+
+void resolve_config(CLI::App& app, Config& cfg, RuntimeOptions& rt, const std::function<void()>& reapply_flags) {
+  // CLI11 has already written flag values into the structs; keep them, load the file and the
+  // --set overrides, then put back the flags the user typed.
+  const std::string file = rt.config_file;
+  const std::vector<std::string> sets = rt.sets;
+  const RuntimeOptions typed = rt;
+  if (!file.empty() || !sets.empty()) {
+    if (!file.empty()) cfg.apply_file(file);
+    for (const auto& s : sets) cfg.apply_set(s);
+    if (app.count("--threads")) rt.threads = typed.threads;
+    if (app.count("--device")) rt.device = typed.device;
+    if (app.count("--log-level")) rt.log_level = typed.log_level;
+    if (reapply_flags) reapply_flags();
+  }
+  auto logger = spdlog::stderr_color_mt("medfm");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+  auto level = spdlog::level::from_str(rt.log_level);
+  MEDFM_CHECK_T(ConfigError, level != spdlog::level::off || rt.log_level == "off", "log: unknown level '",
+                rt.log_level, "'");
+  spdlog::set_level(level);
+  set_threads(rt.threads);
+}
+
+ProgressBar::ProgressBar(std::string label, std::string unit)
+    : label_(std::move(label)), unit_(std::move(unit)), start_(std::chrono::steady_clock::now()),
+      last_(start_), tty_(::isatty(STDERR_FILENO)) {}
+
+void ProgressBar::update(int64_t done, int64_t total) {
+  auto now = std::chrono::steady_clock::now();
+  const bool final = done >= total;
+  if (!final && std::chrono::duration<double>(now - last_).count() < (tty_ ? 0.1 : 5.0)) return;
+  last_ = now;
+  last_done_ = done;
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  const double rate = secs > 0 ? done / secs : 0;
+  const int64_t eta = rate > 0 ? static_cast<int64_t>((total - done) / rate) : 0;
+  const int width = 30;
+  const int fill = total > 0 ? static_cast<int>(width * done / total) : width;
+  std::string bar(fill, '=');
+  if (fill < width) bar += '>' + std::string(width - fill - 1, ' ');
+  char line[256];
+  std::snprintf(line, sizeof line, "%s [%s] %lld/%lld  %.1f %s/s  ETA %lld:%02lld", label_.c_str(), bar.c_str(),
+                static_cast<long long>(done), static_cast<long long>(total), rate, unit_.c_str(),
+                static_cast<long long>(eta / 60), static_cast<long long>(eta % 60));
+  std::cerr << (tty_ ? "\r" : "") << line << (tty_ ? "" : "\n") << std::flush;
+}
+
+void ProgressBar::finish() {
+  if (tty_ && last_done_ >= 0) std::cerr << "\n";
+}
+
+std::string utc_now() {
+  char buf[32];
+  std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+std::map<std::string, std::string> run_attrs(const Config& cfg) {
+  auto b = build_info();
+  return {{"medfm_version", b.version}, {"medfm_git_commit", b.git_commit}, {"torch_version", b.torch_version},
+          {"config", cfg.to_toml()},     {"created", utc_now()}};
+}
+
+int guarded(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const medfm::Error& e) {
+    std::cerr << "medfm: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "medfm: torch: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "medfm: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace medfm::cli

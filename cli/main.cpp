@@ -1,0 +1,48 @@
+// medfm: one binary, git-style subcommands. Parsing and printing only; the work is in the library.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "medfm/core/runtime.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"medfm: medical-imaging foundation models, natively"};
+  app.require_subcommand(0, 1);
+  bool version = false, version_json = false;
+  app.add_flag("--version", version, "print version, git commit, LibTorch version, devices, optional parts");
+  app.add_flag("--version-json", version_json, "the same as JSON");
+  int rc = 0;
+  medfm::cli::add_models_command(app, &rc);
+  medfm::cli::add_embed_command(app, &rc);
+  medfm::cli::add_demo_command(app, &rc);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (version || version_json) {
+    auto b = medfm::build_info();
+    if (version_json) {
+      nlohmann::json j = {{"version", b.version},         {"git_commit", b.git_commit},
+                          {"torch_version", b.torch_version}, {"cuda_available", b.cuda_available},
+                          {"optional_parts", b.optional_parts}};
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << "medfm " << b.version << " (git " << b.git_commit << ")\n"
+                << "LibTorch " << b.torch_version << "\n"
+                << "devices: cpu" << (b.cuda_available ? ", cuda" : " (no CUDA device)") << "\n"
+                << "optional parts:";
+      for (const auto& p : b.optional_parts) std::cout << " " << p;
+      if (b.optional_parts.empty()) std::cout << " none";
+      std::cout << "\n";
+    }
+    return 0;
+  }
+  if (app.get_subcommands().empty()) {
+    std::cout << app.help();
+    return 2;
+  }
+  return rc;
+}

@@ -1,0 +1,61 @@
+#include "medfm/core/runtime.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <thread>
+
+#include "medfm/core/build_info.h"
+#include "medfm/core/error.h"
+
+namespace medfm {
+
+int cpu_cores() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+void set_threads(int n) {
+  if (n <= 0) n = cpu_cores();
+  torch::set_num_threads(n);
+}
+
+c10::Device parse_device(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    MEDFM_CHECK_T(ConfigError, torch::cuda::is_available(),
+                  "device: '", name, "' requested but this LibTorch build sees no CUDA device");
+    try {
+      return c10::Device(name);
+    } catch (const c10::Error&) {
+      throw ConfigError(detail::concat("device: cannot parse '", name, "' (use cpu, cuda or cuda:N)"));
+    }
+  }
+  throw ConfigError(detail::concat("device: unknown device '", name, "' (use cpu, cuda or cuda:N)"));
+}
+
+BuildInfo build_info() {
+  BuildInfo b;
+  b.version = MEDFM_VERSION;
+  b.git_commit = MEDFM_GIT_COMMIT;
+  b.torch_version = TORCH_VERSION;
+  b.cuda_available = torch::cuda::is_available();
+#ifdef MEDFM_HAVE_HDF5
+  b.optional_parts.push_back("hdf5");
+#endif
+#ifdef MEDFM_HAVE_OPENCV
+  b.optional_parts.push_back("opencv");
+#endif
+#ifdef MEDFM_HAVE_OPENSLIDE
+  b.optional_parts.push_back("openslide");
+#endif
+#ifdef MEDFM_HAVE_GDCM
+  b.optional_parts.push_back("gdcm");
+#endif
+#ifdef MEDFM_HAVE_NIFTI
+  b.optional_parts.push_back("nifti");
+#endif
+  return b;
+}
+
+}  // namespace medfm

@@ -1,0 +1,19 @@
+// Image transforms on float tensors [C,H,W], matching torchvision's tensor transforms.
+#pragma once
+#include <ATen/Tensor.h>
+
+#include "medfm/core/preprocess_spec.h"
+
+namespace medfm::data {
+
+// Shorter side -> size (longer side int(size * long / short)), antialiased bicubic or bilinear,
+// align_corners=false; no clamping (as torchvision.transforms.functional.resize on float tensors).
+at::Tensor resize_shorter(const at::Tensor& img, int size, const std::string& interpolation);
+// Centred crop; offsets rounded half-to-even as torchvision's CenterCrop. Throws if too small.
+at::Tensor center_crop(const at::Tensor& img, int size);
+// (img - mean) / std per channel.
+at::Tensor normalize(const at::Tensor& img, const std::array<double, 3>& mean, const std::array<double, 3>& std);
+// resize_shorter -> center_crop -> normalize, as spec says: [3,H,W] in [0,1] -> [3,S,S].
+at::Tensor preprocess(const at::Tensor& img, const PreprocessSpec& spec);
+
+}  // namespace medfm::data

@@ -1,0 +1,137 @@
+#include "medfm/extract/h5_feature_store.h"
+
+#include <H5Cpp.h>
+#include <torch/torch.h>
+
+#include "medfm/core/error.h"
+
+namespace medfm::extract {
+namespace {
+
+const H5::StrType& vlen_str() {
+  static const H5::StrType t(H5::PredType::C_S1, H5T_VARIABLE);
+  return t;
+}
+
+void write_strings(H5::Group& where, const std::string& name, const std::vector<std::string>& v) {
+  hsize_t n = v.size();
+  H5::DataSpace space(1, &n);
+  auto ds = where.createDataSet(name, vlen_str(), space);
+  std::vector<const char*> ptrs;
+  for (const auto& s : v) ptrs.push_back(s.c_str());
+  if (n) ds.write(ptrs.data(), vlen_str());
+}
+
+}  // namespace
+
+struct FeatureWriter::Impl {
+  H5::H5File file;
+  H5::DataSet features;
+};
+
+FeatureWriter::FeatureWriter(const std::string& path, int64_t dim) : file_(path), dim_(dim) {
+  MEDFM_CHECK(dim > 0, "features: dimension must be positive");
+  H5::Exception::dontPrint();
+  impl_ = std::make_unique<Impl>();
+  try {
+    impl_->file = H5::H5File(file_.temp_path(), H5F_ACC_TRUNC);
+    hsize_t dims[2] = {0, static_cast<hsize_t>(dim)};
+    hsize_t maxdims[2] = {H5S_UNLIMITED, static_cast<hsize_t>(dim)};
+    H5::DataSpace space(2, dims, maxdims);
+    H5::DSetCreatPropList props;
+    hsize_t chunk[2] = {std::max<hsize_t>(1, std::min<hsize_t>(256, (1 << 20) / (4 * dim))), static_cast<hsize_t>(dim)};
+    props.setChunk(2, chunk);
+    impl_->features = impl_->file.createDataSet("features", H5::PredType::NATIVE_FLOAT, space, props);
+  } catch (const H5::Exception& e) {
+    throw IoError("features: cannot create '" + file_.temp_path() + "': " + e.getDetailMsg());
+  }
+}
+
+FeatureWriter::~FeatureWriter() = default;
+
+void FeatureWriter::append(const at::Tensor& feats, const std::vector<std::string>& ids) {
+  MEDFM_CHECK(feats.dim() == 2 && feats.size(1) == dim_ && feats.size(0) == static_cast<int64_t>(ids.size()),
+              "features: append expects [", ids.size(), ",", dim_, "], got ", feats.sizes());
+  auto f = feats.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const hsize_t b = static_cast<hsize_t>(f.size(0));
+  if (b == 0) return;
+  try {
+    hsize_t new_dims[2] = {static_cast<hsize_t>(rows_) + b, static_cast<hsize_t>(dim_)};
+    impl_->features.extend(new_dims);
+    H5::DataSpace fspace = impl_->features.getSpace();
+    hsize_t start[2] = {static_cast<hsize_t>(rows_), 0}, count[2] = {b, static_cast<hsize_t>(dim_)};
+    fspace.selectHyperslab(H5S_SELECT_SET, count, start);
+    H5::DataSpace mspace(2, count);
+    impl_->features.write(f.data_ptr<float>(), H5::PredType::NATIVE_FLOAT, mspace, fspace);
+  } catch (const H5::Exception& e) {
+    throw IoError("features: write failed in '" + file_.temp_path() + "': " + e.getDetailMsg());
+  }
+  rows_ += static_cast<int64_t>(b);
+  ids_.insert(ids_.end(), ids.begin(), ids.end());
+}
+
+void FeatureWriter::set_column(const std::string& name, const std::vector<std::string>& values) {
+  columns_[name] = values;
+}
+
+void FeatureWriter::set_attr(const std::string& key, const std::string& value) { attrs_[key] = value; }
+
+void FeatureWriter::commit() {
+  try {
+    H5::Group root = impl_->file.openGroup("/");
+    write_strings(root, "ids", ids_);
+    if (!columns_.empty()) {
+      H5::Group meta = impl_->file.createGroup("meta");
+      for (const auto& [name, values] : columns_) {
+        MEDFM_CHECK(static_cast<int64_t>(values.size()) == rows_, "features: column '", name, "' has ",
+                    values.size(), " values for ", rows_, " rows");
+        write_strings(meta, name, values);
+      }
+    }
+    H5::DataSpace scalar(H5S_SCALAR);
+    for (const auto& [k, v] : attrs_) {
+      H5::StrType t(H5::PredType::C_S1, std::max<size_t>(1, v.size()));
+      root.createAttribute(k, t, scalar).write(t, v.empty() ? std::string(" ") : v);
+    }
+    impl_->features.close();
+    impl_->file.close();
+  } catch (const H5::Exception& e) {
+    throw IoError("features: cannot finish '" + file_.temp_path() + "': " + e.getDetailMsg());
+  }
+  file_.commit();
+}
+
+FeatureFile read_features(const std::string& path) {
+  H5::Exception::dontPrint();
+  FeatureFile out;
+  try {
+    H5::H5File f(path, H5F_ACC_RDONLY);
+    auto ds = f.openDataSet("features");
+    hsize_t dims[2];
+    MEDFM_CHECK_T(FormatError, ds.getSpace().getSimpleExtentNdims() == 2, "features: ", path, ": not 2-D");
+    ds.getSpace().getSimpleExtentDims(dims);
+    out.features = torch::empty({static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])}, torch::kFloat);
+    if (dims[0]) ds.read(out.features.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
+    auto ids = f.openDataSet("ids");
+    hsize_t n;
+    ids.getSpace().getSimpleExtentDims(&n);
+    std::vector<char*> ptrs(n);
+    if (n) ids.read(ptrs.data(), vlen_str());
+    for (auto* p : ptrs) {
+      out.ids.emplace_back(p ? p : "");
+      std::free(p);
+    }
+    H5::Group root = f.openGroup("/");
+    for (int i = 0; i < root.getNumAttrs(); ++i) {
+      auto a = root.openAttribute(static_cast<unsigned>(i));
+      std::string v;
+      a.read(a.getStrType(), v);
+      out.attrs[a.getName()] = v;
+    }
+  } catch (const H5::Exception& e) {
+    throw FormatError("features: cannot read '" + path + "': " + e.getDetailMsg());
+  }
+  return out;
+}
+
+}  // namespace medfm::extract

@@ -1,0 +1,9 @@
+#include <gtest/gtest.h>
+
+#include "medfm/core/runtime.h"
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  medfm::set_threads(0);
+  return RUN_ALL_TESTS();
+}
