@@ -7,6 +7,7 @@
 #include "medfm/core/runtime.h"
 
 int main(int argc, char** argv) {
+  medfm::ensure_fast_blas(argv);
   CLI::App app{"medfm: medical-imaging foundation models, natively"};
   app.require_subcommand(0, 1);
   bool version = false, version_json = false;
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
     } else {
       std::cout << "medfm " << b.version << " (git " << b.git_commit << ")\n"
                 << "LibTorch " << b.torch_version << "\n"
+                << "BLAS: OpenBLAS core " << (medfm::blas_core().empty() ? "n/a" : medfm::blas_core()) << "\n"
                 << "devices: cpu" << (b.cuda_available ? ", cuda" : " (no CUDA device)") << "\n"
                 << "optional parts:";
       for (const auto& p : b.optional_parts) std::cout << " " << p;

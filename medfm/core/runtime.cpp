@@ -3,12 +3,41 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "medfm/core/build_info.h"
 #include "medfm/core/error.h"
 
 namespace medfm {
+
+std::string blas_core() {
+  using CoreNameFn = char* (*)();
+  auto fn = reinterpret_cast<CoreNameFn>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  return fn ? std::string(fn()) : std::string();
+}
+
+void ensure_fast_blas(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("MEDFM_BLAS_REEXEC")) return;
+  const std::string core = blas_core();
+  const bool generic = core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "Sandybridge" ||
+                       core == "Penryn" || core == "Dunnington" || core == "Atom" || core == "Katmai";
+  if (!generic) return;
+  __builtin_cpu_init();
+  const char* want = nullptr;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    want = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    want = "Haswell";
+  if (!want) return;
+  ::setenv("OPENBLAS_CORETYPE", want, 1);
+  ::setenv("MEDFM_BLAS_REEXEC", core.c_str(), 1);
+  ::execv("/proc/self/exe", argv);  // only returns on failure: carry on with the slow kernels
+}
 
 int cpu_cores() {
   unsigned n = std::thread::hardware_concurrency();

@@ -7,6 +7,15 @@ namespace c10 { struct Device; }
 
 namespace medfm {
 
+// Debian 12's OpenBLAS 0.3.21 does not know recent Intel cores (Sapphire Rapids and later) and falls
+// back to its Prescott kernels: sgemm runs ~4x slower. OpenBLAS reads OPENBLAS_CORETYPE only when
+// it loads, so when the loaded OpenBLAS reports a pre-AVX2 core on a CPU with AVX-512 or AVX2 and
+// the user set no OPENBLAS_CORETYPE, this re-executes the program once with OPENBLAS_CORETYPE set
+// (SkylakeX or Haswell). Call first thing in main(). Returns normally when nothing needs doing.
+void ensure_fast_blas(char** argv);
+// The OpenBLAS core in use ("" when the BLAS is not OpenBLAS).
+std::string blas_core();
+
 // Number of online CPU cores (std::thread::hardware_concurrency, at least 1).
 int cpu_cores();
 
