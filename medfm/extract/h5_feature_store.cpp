@@ -9,7 +9,11 @@ namespace medfm::extract {
 namespace {
 
 const H5::StrType& vlen_str() {
-  static const H5::StrType t(H5::PredType::C_S1, H5T_VARIABLE);
+  static const H5::StrType t = [] {
+    H5::StrType s(H5::PredType::C_S1, H5T_VARIABLE);
+    s.setCset(H5T_CSET_UTF8);
+    return s;
+  }();
   return t;
 }
 
@@ -90,8 +94,7 @@ void FeatureWriter::commit() {
     }
     H5::DataSpace scalar(H5S_SCALAR);
     for (const auto& [k, v] : attrs_) {
-      H5::StrType t(H5::PredType::C_S1, std::max<size_t>(1, v.size()));
-      root.createAttribute(k, t, scalar).write(t, v.empty() ? std::string(" ") : v);
+      root.createAttribute(k, vlen_str(), scalar).write(vlen_str(), v);
     }
     impl_->features.close();
     impl_->file.close();

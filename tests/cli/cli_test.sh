@@ -1,1 +1,66 @@
-echo skip
+#!/usr/bin/env bash
+# End-to-end tests of the medfm binary: embed against torchvision, errors and exit codes.
+# Usage: cli_test.sh MEDFM_BINARY GOLDEN_DIR
+set -u
+BIN=$1
+G=$(cd "$2" && pwd)
+PY=/usr/bin/python3
+CMP="$PY $(dirname "$0")/../../scripts/golden/compare_features.py"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+check() {  # check NAME CONDITION-COMMAND...
+  local name=$1; shift
+  if "$@"; then pass=$((pass+1)); echo "ok   $name"; else fail=$((fail+1)); echo "FAIL $name"; fi
+}
+expect_exit() {  # expect_exit CODE PATTERN CMD...: exit code and one-line stderr containing PATTERN
+  local code=$1 pat=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  [ "$rc" -eq "$code" ] || { echo "  exit $rc, wanted $code; stderr: $(cat "$T/err")"; return 1; }
+  [ -z "$pat" ] || grep -q -- "$pat" "$T/err" || { echo "  stderr lacks '$pat': $(cat "$T/err")"; return 1; }
+}
+
+check "version names LibTorch" bash -c "'$BIN' --version | grep -q 'LibTorch 1.13'"
+check "models --json lists the registry" bash -c "'$BIN' models --json | $PY -c 'import json,sys; m={e[\"name\"]: e for e in json.load(sys.stdin)}; assert m[\"virchow2\"][\"embedding_dim\"]==2560 and m[\"uni2_h\"][\"arch\"][\"reg_tokens\"]==8'"
+
+# Done-when: torchvision vit_b_16 weights + real images -> features equal to torchvision's (1e-4).
+check "embed == torchvision vit_b_16" bash -c "'$BIN' embed --model vit_base_patch16_224 --weights '$G/tv_vit_b_16.safetensors' --input '$G/tv_images' --out '$T/tv.h5' --batch-size 2 --log-level warn >/dev/null && $CMP '$T/tv.h5' '$G/tv_expected.safetensors' features 1e-4"
+check "provenance attributes" bash -c "$PY -c \"
+import h5py,hashlib
+f=h5py.File('$T/tv.h5'); a=dict(f.attrs)
+assert a['model']=='vit_base_patch16_224' and a['weights_layout']=='torchvision', a
+assert a['weights_sha256']==hashlib.sha256(open('$G/tv_vit_b_16.safetensors','rb').read()).hexdigest()
+assert 'batch_size = 2' in a['config'] and 'medfm_version' in a and 'preprocess' in a
+assert list(f['meta']['path'].asstr())[0].endswith('a_ihc_224.png')
+\""
+check "no temp file left" bash -c "! ls '$T' | grep -q tmp"
+
+# CSV input keeps extra columns.
+{ echo "path,label,patient"; for f in "$G"/tv_images/*.png; do echo "$f,tumour,\"P, 1\""; done; } > "$T/list.csv"
+check "embed from CSV keeps columns" bash -c "'$BIN' embed --model vit_tiny_patch16_224 --input '$T/list.csv' --out '$T/csv.h5' --log-level error >/dev/null && $PY -c \"
+import h5py; f=h5py.File('$T/csv.h5'); assert f['features'].shape==(5,192); assert list(f['meta']['patient'].asstr())==['P, 1']*5\""
+
+# TorchScript backbone.
+check "embed --torchscript == Python" bash -c "'$BIN' embed --model vit_base_patch16_224 --torchscript '$G/ts_tiny.pt' --input '$G/tv_images' --out '$T/ts.h5' --log-level error >/dev/null && $CMP '$T/ts.h5' '$G/tv_expected.safetensors' ts_features 1e-5"
+
+# Config file + --set, flags beat the file, unknown keys are named.
+printf '[embed]\nbatch_size = 3\n[model]\nname = "vit_tiny_patch16_224"\n' > "$T/c.toml"
+check "config file and --set" bash -c "'$BIN' embed --config '$T/c.toml' --set embed.workers=1 --input '$G/tv_images' --out '$T/c.h5' --json --log-level error | $PY -c 'import json,sys; r=json.load(sys.stdin); assert r[\"dim\"]==192, r'"
+check "unknown config key -> exit 1 naming it" expect_exit 1 "unknown key 'embed.bach_size'" "$BIN" embed --set embed.bach_size=3 --input "$G/tv_images" --out "$T/x.h5"
+
+# Errors: exit codes and one-line messages, no output file.
+check "usage error -> exit 2" expect_exit 2 "" "$BIN" embed --no-such-flag
+check "missing weights -> exit 1" expect_exit 1 "cannot open" "$BIN" embed --model vit_base_patch16_224 --weights "$T/none.safetensors" --input "$G/tv_images" --out "$T/y.h5"
+check "unknown model -> exit 1" expect_exit 1 "unknown model 'vit_nope'" "$BIN" embed --model vit_nope --input "$G/tv_images" --out "$T/y.h5"
+check "wrong-model weights refuse partial load" expect_exit 1 "refusing a partial load" "$BIN" embed --model vit_small_patch16_224 --weights "$G/tv_vit_b_16.safetensors" --input "$G/tv_images" --out "$T/y.h5"
+head -c 1000 "$G/tv_vit_b_16.safetensors" > "$T/trunc.safetensors"
+check "truncated weights -> exit 1" expect_exit 1 "truncated" "$BIN" embed --model vit_base_patch16_224 --weights "$T/trunc.safetensors" --input "$G/tv_images" --out "$T/y.h5"
+printf 'not a png' > "$T/bad.png"; mkdir -p "$T/badimgs"; cp "$T/bad.png" "$T/badimgs/"
+check "corrupt image -> exit 1 naming it" expect_exit 1 "bad.png" "$BIN" embed --model vit_tiny_patch16_224 --input "$T/badimgs" --out "$T/y.h5"
+check "no partial output after errors" bash -c "[ ! -e '$T/y.h5' ] && ! ls '$T' | grep -q 'y.h5.tmp'"
+check "bad device -> exit 1" expect_exit 1 "unknown device" "$BIN" embed --device tpu --input "$G/tv_images" --out "$T/y.h5"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -82,6 +82,7 @@ struct LayoutCase {
   std::string base, layout;
   WeightsLayout expected;
 };
+void PrintTo(const LayoutCase& c, std::ostream* os) { *os << c.base << "." << c.layout; }
 class VitLayouts : public ::testing::TestWithParam<LayoutCase> {};
 
 TEST_P(VitLayouts, SameFeaturesAsTimmLayout) {

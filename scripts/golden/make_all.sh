@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Generates every golden fixture into OUT_DIR with Debian's python3-torch (skips when the
+# generators have not changed since the last run). Used as a ctest fixture.
+set -euo pipefail
+OUT=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$OUT"
+stamp=$(cat "$HERE"/*.py | sha256sum | cut -d' ' -f1)
+[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && exit 0
+bash "$HERE/../fetch_data.sh" >/dev/null
+DATA=${MEDFM_DATA:-$HOME/.cache/medfm/data}
+source "$DATA/paths.env"
+cd "$HERE"
+/usr/bin/python3 gen_vit_golden.py "$OUT"
+/usr/bin/python3 gen_torchvision_golden.py "$OUT" "$skimage_data"
+echo "$stamp" > "$OUT/.stamp"
