@@ -1,1 +1,64 @@
-int main(){return 0;}
+// ViT forward throughput (images/s, fp32, batch B, 224 px, all cores) and the machine's measured
+// sgemm rate, for bench/run_vit_bench.sh, which runs the PyTorch eager peer in the same run.
+// Usage: medfm_bench_vit MODEL WEIGHTS.safetensors [batch=32] [iters=3]
+// Prints one JSON line.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "medfm/core/runtime.h"
+#include "medfm/models/checkpoint.h"
+#include "medfm/models/registry.h"
+
+using Clock = std::chrono::steady_clock;
+
+static double sgemm_gflops() {
+  auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
+  torch::mm(a, b);
+  double best = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = Clock::now();
+    torch::mm(a, b);
+    best = std::max(best, 2.0 * 2048 * 2048 * 2048 / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9);
+  }
+  return best;
+}
+
+int main(int argc, char** argv) {
+  medfm::ensure_fast_blas(argv);
+  if (argc < 3) {
+    std::cerr << "usage: medfm_bench_vit MODEL WEIGHTS [batch] [iters]\n";
+    return 2;
+  }
+  medfm::set_threads(0);
+  const std::string name = argv[1];
+  const int batch = argc > 3 ? std::stoi(argv[3]) : 32;
+  const int iters = argc > 4 ? std::stoi(argv[4]) : 3;
+  const auto& entry = medfm::models::find_model(name);
+  medfm::models::Vit vit(entry.vit);
+  vit->eval();
+  medfm::models::load_vit_weights(vit, std::string(argv[2]));
+  c10::InferenceMode guard;
+  torch::manual_seed(0);
+  auto x = torch::randn({batch, 3, 224, 224});
+  auto out = vit->forward(x);  // warm-up
+  std::vector<double> rates;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    out = vit->forward(x);
+    rates.push_back(batch / std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(rates.begin(), rates.end());
+  nlohmann::json j = {{"impl", "medfm"},
+                      {"model", name},
+                      {"batch", batch},
+                      {"threads", torch::get_num_threads()},
+                      {"blas_core", medfm::blas_core()},
+                      {"images_per_s", rates[rates.size() / 2]},
+                      {"sgemm_gflops", sgemm_gflops()},
+                      {"checksum", out.sum().item<double>()}};
+  std::cout << j.dump() << std::endl;
+  return 0;
+}

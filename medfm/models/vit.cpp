@@ -141,19 +141,41 @@ torch::Tensor VitImpl::embed_tokens(const torch::Tensor& x) {
   return torch::cat(prefix, 1) + pos;
 }
 
+// Softmax attention, one (image, head) pair per task: q k^T, softmax and (.) v for a pair stay in
+// one core's cache, and each small GEMM runs single-threaded inside the parallel region. A batched
+// bmm instead spends most of a ViT's time in per-matrix BLAS threading overhead (measured: 42% of
+// an eager ViT-B forward for 4% of its FLOPs). Views into qkv, no q/k/v copies.
+static torch::Tensor attention(const torch::Tensor& qkv, double scale) {
+  const int64_t B = qkv.size(0), T = qkv.size(1), H = qkv.size(3), hd = qkv.size(4);
+  auto out = at::empty({B, T, H, hd}, qkv.options());
+  if (!qkv.is_cpu() || at::GradMode::is_enabled()) {
+    auto q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2), v = qkv.select(2, 2).transpose(1, 2);
+    auto a = at::softmax(at::matmul(q, k.transpose(-2, -1)) * scale, -1);  // [B,H,T,T]
+    return at::matmul(a, v).transpose(1, 2).contiguous();                   // [B,H,T,hd] -> [B,T,H,hd]
+  }
+  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / H, h = i % H;
+      auto pair = qkv.select(0, b).select(2, h);  // [T,3,hd]
+      auto s = at::mm(pair.select(1, 0), pair.select(1, 1).t());
+      s.mul_(scale);
+      s = at::_softmax(s, -1, false);
+      auto dst = out.select(0, b).select(1, h);  // [T,hd], row stride H*hd: BLAS writes it in place
+      at::mm_out(dst, s, pair.select(1, 2));
+    }
+  });
+  return out;
+}
+
 torch::Tensor VitImpl::block_forward(int i, torch::Tensor x) const {
   const auto& p = blocks_[i];
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2), H = cfg_.num_heads, hd = D / H;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
 
   auto h = at::layer_norm(x, {D}, p.norm1_w, p.norm1_b, cfg_.norm_eps);
-  auto qkv = at::linear(h, p.qkv_w, p.qkv_b).view({B, T, 3, H, hd}).permute({2, 0, 3, 1, 4});  // [3,B,H,T,hd]
-  auto q = qkv[0].reshape({B * H, T, hd});
-  auto k = qkv[1].reshape({B * H, T, hd});
-  auto v = qkv[2].reshape({B * H, T, hd});
-  auto attn = at::baddbmm(at::empty({B * H, T, T}, x.options()), q, k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale);
-  attn = at::softmax(attn, -1);
-  auto o = at::bmm(attn, v).view({B, H, T, hd}).transpose(1, 2).reshape({B, T, D});  // -> [B,T,D]
+  auto qkv = at::linear(h, p.qkv_w, p.qkv_b).view({B, T, 3, H, hd});  // [B,T,3D] -> [B,T,3,H,hd]
+  auto o = attention(qkv, scale);                                     // [B,T,H,hd]
+  o = o.view({B, T, D});
   o = at::linear(o, p.proj_w, p.proj_b);
   x = p.ls1.defined() ? at::addcmul(x, o, p.ls1) : x + o;
 
