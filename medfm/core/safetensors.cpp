@@ -71,7 +71,7 @@ void parse_safetensors(const uint8_t* data, size_t size, const std::string& orig
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(data + 8, data + 8 + n);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e800 (found by the fuzzer)
     throw fail(std::string("header is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw fail("header JSON is not an object");

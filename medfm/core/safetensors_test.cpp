@@ -96,6 +96,9 @@ TEST(SafeTensors, MalformedFilesGiveClearErrors) {
   write_raw(p, R"({"__metadata__": {"k": 3}})", "");
   EXPECT_NE(error_of(p).find("__metadata__ value"), std::string::npos);
 
+  write_raw(p, R"({"a": 44e800})", "");  // number overflow: nlohmann throws out_of_range, not parse_error
+  EXPECT_NE(error_of(p).find("not valid JSON"), std::string::npos);
+
   write_raw(p, "[1, 2]", "");
   EXPECT_NE(error_of(p).find("not an object"), std::string::npos);
 
