@@ -7,5 +7,7 @@ namespace medfm::cli {
 void add_models_command(CLI::App& app, int* rc);
 void add_embed_command(CLI::App& app, int* rc);
 void add_demo_command(CLI::App& app, int* rc);
+void add_info_command(CLI::App& app, int* rc);
+void add_region_command(CLI::App& app, int* rc);
 
 }  // namespace medfm::cli

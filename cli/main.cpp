@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   medfm::cli::add_models_command(app, &rc);
   medfm::cli::add_embed_command(app, &rc);
   medfm::cli::add_demo_command(app, &rc);
+  medfm::cli::add_info_command(app, &rc);
+  medfm::cli::add_region_command(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -15,3 +15,8 @@ bool is_image_2d_path(const std::string& path);
 at::Tensor read_image_rgb(const std::string& path);
 
 }  // namespace medfm::io
+
+namespace medfm::io {
+// Writes uint8 RGB [3,H,W] or gray [1,H,W] as PNG (atomically: temp file + rename). Throws IoError.
+void write_png(const std::string& path, const at::Tensor& chw);
+}  // namespace medfm::io

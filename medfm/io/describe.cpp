@@ -1,0 +1,64 @@
+#include "medfm/io/describe.h"
+
+#include <torch/torch.h>
+
+namespace medfm::io {
+
+nlohmann::json pixel_stats(const at::Tensor& t) {
+  auto d = t.to(at::kDouble);
+  auto mean = d.mean().item<double>();
+  auto var = (d - mean).pow(2).mean().item<double>();
+  return {{"min", d.min().item<double>()}, {"max", d.max().item<double>()}, {"mean", mean}, {"std", std::sqrt(var)}};
+}
+
+nlohmann::json describe_image(const Image& img, const DescribeOptions& opts) {
+  nlohmann::json j;
+  j["format"] = img.format;
+  j["kind"] = img.is_volume ? "volume" : "image";
+  auto sz = img.size();
+  j["channels"] = img.is_volume ? img.channels() / img.n_timepoints : img.channels();
+  j["dtype"] = img.stored_dtype;
+  if (img.is_volume) {
+    std::vector<int64_t> size{sz[0], sz[1], sz[2]};
+    if (img.n_timepoints > 1) size.push_back(img.n_timepoints);
+    j["size"] = size;
+    const auto& g = img.geometry;
+    j["spacing"] = {g.spacing[0], g.spacing[1], g.spacing[2]};
+    auto a = g.affine();
+    nlohmann::json rows = nlohmann::json::array();
+    for (auto& v : a) v += 0.0;  // -0 -> 0
+    for (int r = 0; r < 4; ++r) rows.push_back({a[r * 4], a[r * 4 + 1], a[r * 4 + 2], a[r * 4 + 3]});
+    j["affine"] = rows;
+    j["orientation"] = g.orientation_code();
+    if (!img.modality.empty()) j["modality"] = img.modality;
+  } else {
+    j["size"] = {sz[0], sz[1]};
+  }
+  if (!img.meta.empty()) j["meta"] = img.meta;
+  if (opts.show_phi && !img.phi.empty()) j["phi"] = img.phi;
+  if (opts.stats) j["stats"] = pixel_stats(img.pixels);
+  return j;
+}
+
+nlohmann::json describe_slide(const Slide& s, const DescribeOptions& opts) {
+  nlohmann::json j;
+  j["format"] = "slide";
+  j["kind"] = "slide";
+  j["vendor"] = s.vendor();
+  const auto& lv = s.levels();
+  j["size"] = {lv[0].width, lv[0].height};
+  j["channels"] = 3;
+  j["dtype"] = "uint8";
+  nlohmann::json levels = nlohmann::json::array();
+  for (const auto& l : lv) levels.push_back({{"size", {l.width, l.height}}, {"downsample", l.downsample}});
+  j["levels"] = levels;
+  if (auto m = s.mpp()) j["mpp"] = {(*m)[0], (*m)[1]};
+  else j["mpp"] = nullptr;
+  j["mpp_source"] = s.mpp_source();
+  j["associated_images"] = s.associated_images();
+  auto it = s.properties().find("openslide.objective-power");
+  if (it != s.properties().end()) j["objective_power"] = it->second;
+  return j;
+}
+
+}  // namespace medfm::io

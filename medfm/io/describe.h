@@ -1,0 +1,21 @@
+// What `medfm info` reports, as JSON (schema: tests/cases/README.md). Library code so that tests
+// and other front ends get exactly what the CLI prints.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "medfm/core/image.h"
+#include "medfm/io/slide.h"
+
+namespace medfm::io {
+
+struct DescribeOptions {
+  bool stats = false;     // min / max / mean / std of all pixel values (float64)
+  bool show_phi = false;  // include identifying DICOM attributes (only if the reader kept them)
+};
+
+nlohmann::json describe_image(const Image& img, const DescribeOptions& opts);
+nlohmann::json describe_slide(const Slide& slide, const DescribeOptions& opts);
+// {min, max, mean, std (population)} over every element, computed in float64.
+nlohmann::json pixel_stats(const at::Tensor& t);
+
+}  // namespace medfm::io

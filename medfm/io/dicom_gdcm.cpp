@@ -1,0 +1,422 @@
+// DICOM through GDCM: single files (single- and multi-frame, every transfer syntax GDCM decodes)
+// and directories of series. GDCM's own diagnostics are silenced; every failure becomes one
+// medfm error naming the file. Patient-identifying attributes are read only when asked for.
+#include <gdcmGlobal.h>
+#include <gdcmImageApplyLookupTable.h>
+#include <gdcmImageReader.h>
+#include <gdcmReader.h>
+#include <gdcmTrace.h>
+#include <gdcmTransferSyntax.h>
+#include <torch/torch.h>
+
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "medfm/core/error.h"
+#include "medfm/io/readers.h"
+#include "medfm/io/series_geometry.h"
+
+namespace medfm::io::detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+void quiet_gdcm() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    gdcm::Trace::SetDebug(false);
+    gdcm::Trace::SetWarning(false);
+    gdcm::Trace::SetError(false);
+    gdcm::Global::GetInstance();  // dictionaries loaded once, before any thread reads
+  });
+}
+
+std::string tag_str(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
+  gdcm::Tag t(g, e);
+  if (!ds.FindDataElement(t)) return {};
+  const gdcm::DataElement& de = ds.GetDataElement(t);
+  const gdcm::ByteValue* bv = de.GetByteValue();
+  if (!bv || !bv->GetPointer()) return {};
+  std::string s(bv->GetPointer(), bv->GetLength());
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+  size_t b = 0;
+  while (b < s.size() && s[b] == ' ') ++b;
+  return s.substr(b);
+}
+
+// Backslash-separated decimal strings (DS / IS); empty when absent or not all numbers.
+std::vector<double> tag_numbers(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
+  std::string s = tag_str(ds, g, e);
+  std::vector<double> out;
+  if (s.empty()) return out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, '\\')) {
+    const char* p = item.c_str();
+    char* end = nullptr;
+    double v = std::strtod(p, &end);
+    while (end && *end == ' ') ++end;
+    if (end == p || (end && *end != '\0') || !std::isfinite(v)) return {};
+    out.push_back(v);
+  }
+  return out;
+}
+
+struct PhiTag {
+  uint16_t g, e;
+  const char* name;
+};
+// PS3.15 basic-profile attributes that identify a patient, a visit or a site.
+const PhiTag kPhiTags[] = {
+    {0x0010, 0x0010, "PatientName"},      {0x0010, 0x0020, "PatientID"},
+    {0x0010, 0x0030, "PatientBirthDate"}, {0x0010, 0x0040, "PatientSex"},
+    {0x0010, 0x1010, "PatientAge"},       {0x0010, 0x1040, "PatientAddress"},
+    {0x0010, 0x1000, "OtherPatientIDs"},  {0x0010, 0x1001, "OtherPatientNames"},
+    {0x0010, 0x2154, "PatientTelephoneNumbers"}, {0x0008, 0x0050, "AccessionNumber"},
+    {0x0008, 0x0080, "InstitutionName"},  {0x0008, 0x0081, "InstitutionAddress"},
+    {0x0008, 0x0090, "ReferringPhysicianName"}, {0x0008, 0x1050, "PerformingPhysicianName"},
+    {0x0008, 0x1070, "OperatorsName"},    {0x0008, 0x0020, "StudyDate"},
+    {0x0008, 0x0030, "StudyTime"},        {0x0020, 0x0010, "StudyID"},
+    {0x0020, 0x000D, "StudyInstanceUID"}, {0x0020, 0x000E, "SeriesInstanceUID"},
+    {0x0008, 0x0018, "SOPInstanceUID"},   {0x0018, 0x1000, "DeviceSerialNumber"},
+};
+
+struct Header {
+  SliceHeader slice;
+  std::string series_uid, series_number, modality;
+  double spacing_between_slices = 0;
+  std::vector<double> window_center, window_width;
+  std::map<std::string, std::string> phi;
+};
+
+Header read_header_fields(const gdcm::DataSet& ds, const std::string& path, bool include_phi) {
+  Header h;
+  h.slice.file = path;
+  auto ipp = tag_numbers(ds, 0x0020, 0x0032);
+  auto iop = tag_numbers(ds, 0x0020, 0x0037);
+  auto ps = tag_numbers(ds, 0x0028, 0x0030);
+  if (ps.size() != 2) ps = tag_numbers(ds, 0x0018, 0x1164);  // ImagerPixelSpacing (projection radiography)
+  if (ipp.size() == 3) h.slice.has_position = true, std::copy(ipp.begin(), ipp.end(), h.slice.position.begin());
+  if (iop.size() == 6) h.slice.has_orientation = true, std::copy(iop.begin(), iop.end(), h.slice.orientation.begin());
+  if (ps.size() == 2 && ps[0] > 0 && ps[1] > 0) h.slice.has_spacing = true, h.slice.pixel_spacing = {ps[0], ps[1]};
+  auto rows = tag_numbers(ds, 0x0028, 0x0010), cols = tag_numbers(ds, 0x0028, 0x0011);
+  auto frames = tag_numbers(ds, 0x0028, 0x0008);
+  // Rows / Columns are US (binary); read them from the raw value when not decimal strings.
+  auto us = [&](uint16_t g, uint16_t e) -> int64_t {
+    gdcm::Tag t(g, e);
+    if (!ds.FindDataElement(t)) return 0;
+    const gdcm::ByteValue* bv = ds.GetDataElement(t).GetByteValue();
+    if (!bv || bv->GetLength() < 2) return 0;
+    uint16_t v;
+    std::memcpy(&v, bv->GetPointer(), 2);
+    return v;
+  };
+  h.slice.rows = us(0x0028, 0x0010);
+  h.slice.cols = us(0x0028, 0x0011);
+  (void)rows, (void)cols;
+  h.slice.frames = frames.size() == 1 && frames[0] >= 1 ? static_cast<int64_t>(frames[0]) : 1;
+  auto th = tag_numbers(ds, 0x0018, 0x0050);
+  if (th.size() == 1 && th[0] > 0) h.slice.slice_thickness = th[0];
+  auto sbs = tag_numbers(ds, 0x0018, 0x0088);
+  if (sbs.size() == 1 && sbs[0] > 0) h.spacing_between_slices = sbs[0];
+  h.series_uid = tag_str(ds, 0x0020, 0x000E);
+  h.series_number = tag_str(ds, 0x0020, 0x0011);
+  h.modality = tag_str(ds, 0x0008, 0x0060);
+  h.window_center = tag_numbers(ds, 0x0028, 0x1050);
+  h.window_width = tag_numbers(ds, 0x0028, 0x1051);
+  if (include_phi)
+    for (const auto& t : kPhiTags) {
+      std::string v = tag_str(ds, t.g, t.e);
+      if (!v.empty()) h.phi[t.name] = v;
+    }
+  return h;
+}
+
+struct Decoded {
+  Header header;
+  at::Tensor pixels;  // [C, F, Y, X] stored values (MONOCHROME1 inverted, colour -> RGB), before rescale
+  double slope = 1, intercept = 0;
+  std::string stored_dtype, transfer_syntax, photometric;
+};
+
+Decoded decode_file(const std::string& path, bool include_phi) {
+  quiet_gdcm();
+  gdcm::ImageReader reader;
+  reader.SetFileName(path.c_str());
+  if (!reader.Read()) {
+    const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+    bool parsed = !ds.IsEmpty();
+    MEDFM_CHECK_T(FormatError, !(parsed && !ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))),
+                  "dicom: no pixel data (not an image object) in '", path, "'");
+    throw FormatError("dicom: cannot parse '" + path + "' (truncated, corrupt or not DICOM)");
+  }
+  const gdcm::Image* im = &reader.GetImage();
+  gdcm::ImageApplyLookupTable lut;
+  if (im->GetPhotometricInterpretation() == gdcm::PhotometricInterpretation::PALETTE_COLOR) {
+    lut.SetInput(*im);
+    MEDFM_CHECK_T(FormatError, lut.Apply(), "dicom: cannot apply the palette colour lookup table in '", path, "'");
+    im = &lut.GetOutput();
+  }
+  Decoded d;
+  d.header = read_header_fields(reader.GetFile().GetDataSet(), path, include_phi);
+  d.transfer_syntax = gdcm::TransferSyntax::GetTSString(im->GetTransferSyntax());
+  const gdcm::PixelFormat& pf = im->GetPixelFormat();
+  const unsigned nd = im->GetNumberOfDimensions();
+  const unsigned* dims = im->GetDimensions();
+  const int64_t nx = dims[0], ny = dims[1], nf = nd >= 3 ? dims[2] : 1;
+  const int64_t spp = pf.GetSamplesPerPixel();
+  MEDFM_CHECK_T(FormatError, nx > 0 && ny > 0 && nf > 0 && (spp == 1 || spp == 3), "dicom: bad image dimensions or samples per pixel in '", path, "'");
+  d.header.slice.cols = nx, d.header.slice.rows = ny, d.header.slice.frames = nf;
+
+  const unsigned long len = im->GetBufferLength();
+  std::vector<char> buf(len);
+  MEDFM_CHECK_T(FormatError, len > 0 && im->GetBuffer(buf.data()), "dicom: cannot decode pixel data (",
+                d.transfer_syntax, ") in '", path, "' (truncated or corrupt)");
+  const int64_t n_samples = nx * ny * nf * spp;
+  at::ScalarType st;
+  int bytes;
+  switch (pf.GetScalarType()) {
+    case gdcm::PixelFormat::UINT8: st = at::kByte, bytes = 1, d.stored_dtype = "uint8"; break;
+    case gdcm::PixelFormat::INT8: st = at::kChar, bytes = 1, d.stored_dtype = "int8"; break;
+    case gdcm::PixelFormat::UINT12:
+    case gdcm::PixelFormat::UINT16: st = at::kShort, bytes = 2, d.stored_dtype = "uint16"; break;
+    case gdcm::PixelFormat::INT12:
+    case gdcm::PixelFormat::INT16: st = at::kShort, bytes = 2, d.stored_dtype = "int16"; break;
+    case gdcm::PixelFormat::UINT32: st = at::kInt, bytes = 4, d.stored_dtype = "uint32"; break;
+    case gdcm::PixelFormat::INT32: st = at::kInt, bytes = 4, d.stored_dtype = "int32"; break;
+    case gdcm::PixelFormat::FLOAT32: st = at::kFloat, bytes = 4, d.stored_dtype = "float32"; break;
+    case gdcm::PixelFormat::FLOAT64: st = at::kDouble, bytes = 8, d.stored_dtype = "float64"; break;
+    case gdcm::PixelFormat::SINGLEBIT: st = at::kByte, bytes = 0, d.stored_dtype = "bit"; break;
+    default: throw NotImplemented(std::string("dicom: pixel format ") + pf.GetScalarTypeAsString() + " in '" + path + "'");
+  }
+  at::Tensor flat;
+  if (bytes == 0) {
+    MEDFM_CHECK_T(FormatError, static_cast<int64_t>(len) * 8 >= n_samples, "dicom: short bit-packed pixel data in '", path, "'");
+    flat = torch::empty({n_samples}, at::kByte);
+    auto* o = flat.data_ptr<uint8_t>();
+    for (int64_t i = 0; i < n_samples; ++i) o[i] = (static_cast<uint8_t>(buf[i >> 3]) >> (i & 7)) & 1;
+  } else {
+    MEDFM_CHECK_T(FormatError, static_cast<int64_t>(len) >= n_samples * bytes, "dicom: pixel data holds ", len,
+                  " bytes, the header needs ", n_samples * bytes, " in '", path, "' (truncated)");
+    flat = torch::from_blob(buf.data(), {n_samples}, st).clone();
+  }
+  if (d.stored_dtype == "uint16") flat = flat.to(at::kInt).bitwise_and(0xFFFF);
+  if (d.stored_dtype == "uint32") flat = flat.to(at::kLong).bitwise_and(int64_t{0xFFFFFFFF});
+
+  // Layout -> [C, F, Y, X].
+  at::Tensor px;
+  if (spp == 1) {
+    px = flat.view({1, nf, ny, nx});
+  } else if (im->GetPlanarConfiguration() == 1) {
+    px = flat.view({nf, 3, ny, nx}).permute({1, 0, 2, 3}).contiguous();
+  } else {
+    px = flat.view({nf, ny, nx, 3}).permute({3, 0, 1, 2}).contiguous();
+  }
+  const auto pi = im->GetPhotometricInterpretation();
+  d.photometric = gdcm::PhotometricInterpretation::GetPIString(pi);
+  while (!d.photometric.empty() && d.photometric.back() == ' ') d.photometric.pop_back();
+  if (spp == 3 && (pi == gdcm::PhotometricInterpretation::YBR_FULL || pi == gdcm::PhotometricInterpretation::YBR_FULL_422)) {
+    // Full-range YCbCr (PS3.3 C.7.6.3.1.2) -> RGB, rounded and clipped.
+    MEDFM_CHECK_T(NotImplemented, px.scalar_type() == at::kByte, "dicom: YBR with more than 8 bits in '", path, "'");
+    auto f = px.to(at::kDouble);
+    auto y = f[0], cb = f[1] - 128.0, cr = f[2] - 128.0;
+    auto r = y + 1.402 * cr, g = y - 0.344136 * cb - 0.714136 * cr, b = y + 1.772 * cb;
+    px = torch::stack({r, g, b}).round().clamp(0, 255).to(at::kByte);
+    d.photometric = "RGB (from " + d.photometric + ")";
+  } else if (spp == 3) {
+    MEDFM_CHECK_T(NotImplemented, pi == gdcm::PhotometricInterpretation::RGB,
+                  "dicom: photometric interpretation ", gdcm::PhotometricInterpretation::GetPIString(pi), " in '", path, "'");
+  }
+  if (pi == gdcm::PhotometricInterpretation::MONOCHROME1 && bytes > 0 && d.stored_dtype != "float32" && d.stored_dtype != "float64") {
+    // Invert over the stored range so that larger always means brighter (as MONOCHROME2).
+    int bs = pf.GetBitsStored();
+    if (pf.GetPixelRepresentation() == 0) px = (int64_t{1} << bs) - 1 - px.to(at::kLong);
+    else px = -1 - px.to(at::kLong);
+    px = px.to(flat.scalar_type());
+  }
+  d.pixels = px;
+  d.slope = im->GetSlope();
+  d.intercept = im->GetIntercept();
+  if (!(std::isfinite(d.slope) && d.slope != 0)) d.slope = 1;
+  if (!std::isfinite(d.intercept)) d.intercept = 0;
+  return d;
+}
+
+Mat4 single_file_affine(const Header& h) {
+  const SliceHeader& s = h.slice;
+  double sx = s.has_spacing ? s.pixel_spacing[1] : 1.0, sy = s.has_spacing ? s.pixel_spacing[0] : 1.0;
+  double sz = h.spacing_between_slices > 0 ? h.spacing_between_slices : (s.slice_thickness > 0 ? s.slice_thickness : 1.0);
+  Vec3 row{1, 0, 0}, col{0, 1, 0};
+  if (s.has_orientation) {
+    row = {s.orientation[0], s.orientation[1], s.orientation[2]};
+    col = {s.orientation[3], s.orientation[4], s.orientation[5]};
+  }
+  Vec3 nrm{row[1] * col[2] - row[2] * col[1], row[2] * col[0] - row[0] * col[2], row[0] * col[1] - row[1] * col[0]};
+  Mat4 a = mat4_identity();
+  for (int r = 0; r < 3; ++r) {
+    a[r * 4 + 0] = row[r] * sx, a[r * 4 + 1] = col[r] * sy, a[r * 4 + 2] = nrm[r] * sz;
+    a[r * 4 + 3] = s.has_position ? s.position[r] : 0.0;
+  }
+  for (int c = 0; c < 4; ++c) a[c] = -a[c], a[4 + c] = -a[4 + c];  // LPS -> RAS
+  return a;
+}
+
+void fill_common(Image& img, const Decoded& d) {
+  img.is_volume = true;
+  img.stored_dtype = d.stored_dtype;
+  img.modality = d.header.modality;
+  img.meta["transfer_syntax"] = d.transfer_syntax;
+  img.meta["photometric"] = d.photometric;
+  if (!d.header.series_number.empty()) img.meta["series_number"] = d.header.series_number;
+  if (!d.header.window_center.empty() && !d.header.window_width.empty()) {
+    img.meta["window_center"] = std::to_string(d.header.window_center[0]);
+    img.meta["window_width"] = std::to_string(d.header.window_width[0]);
+  }
+  img.phi = d.header.phi;
+}
+
+at::Tensor rescaled(const at::Tensor& px, double slope, double intercept) {
+  if (slope == 1 && intercept == 0) return px;
+  return px.to(at::kDouble).mul(slope).add(intercept).to(at::kFloat);
+}
+
+}  // namespace
+
+bool dicom_can_read(const std::string& path, const std::string& head, bool is_dir) {
+  if (is_dir) return false;
+  if (head.size() >= 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0) return true;
+  std::string e = lower_ext(path);
+  return e == ".dcm" || e == ".dicom" || e == ".ima";
+}
+
+Image dicom_read(const std::string& path, const ReadOptions& opts) {
+  Decoded d = decode_file(path, opts.include_phi);
+  Image img;
+  fill_common(img, d);
+  img.format = "dicom";
+  img.pixels = rescaled(d.pixels, d.slope, d.intercept);
+  if (d.slope != 1 || d.intercept != 0) {
+    img.meta["rescale_slope"] = std::to_string(d.slope);
+    img.meta["rescale_intercept"] = std::to_string(d.intercept);
+  }
+  img.meta["frames"] = std::to_string(d.header.slice.frames);
+  img.geometry = Geometry::from_affine(single_file_affine(d.header));
+  return img;
+}
+
+bool dicom_series_can_read(const std::string& path, const std::string& head, bool is_dir) { return is_dir; }
+
+Image dicom_series_read(const std::string& dir, const ReadOptions& opts) {
+  quiet_gdcm();
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied)) {
+    if (!e.is_regular_file()) continue;
+    std::string p = e.path().string();
+    if (e.path().filename().string().rfind('.', 0) == 0) continue;
+    if (dicom_can_read(p, read_head(p, 132), false)) files.push_back(p);
+  }
+  std::sort(files.begin(), files.end());
+  MEDFM_CHECK_T(FormatError, !files.empty(), "dicom: no DICOM files in directory '", dir, "'");
+
+  // Pass 1: headers only (stops before the pixel data), in parallel.
+  std::vector<Header> headers(files.size());
+  std::vector<char> has_pixels(files.size(), 0);
+  at::parallel_for(0, static_cast<int64_t>(files.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      gdcm::Reader r;
+      r.SetFileName(files[i].c_str());
+      MEDFM_CHECK_T(FormatError, r.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010)), "dicom: cannot parse '", files[i],
+                    "' (truncated, corrupt or not DICOM)");
+      const gdcm::DataSet& ds = r.GetFile().GetDataSet();
+      headers[i] = read_header_fields(ds, files[i], opts.include_phi);
+      has_pixels[i] = tag_str(ds, 0x0028, 0x0010).empty() ? 0 : 1;  // Rows present: an image object
+    }
+  });
+  // Group by SeriesInstanceUID (images only; DICOMDIR, SR, RT ... are skipped).
+  std::map<std::string, std::vector<size_t>> series;
+  std::vector<std::string> order;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!has_pixels[i]) continue;
+    auto& v = series[headers[i].series_uid];
+    if (v.empty()) order.push_back(headers[i].series_uid);
+    v.push_back(i);
+  }
+  MEDFM_CHECK_T(FormatError, !series.empty(), "dicom: no image files in directory '", dir, "'");
+  std::string chosen;
+  if (series.size() == 1) {
+    chosen = order[0];
+    MEDFM_CHECK_T(ConfigError, opts.series_uid.empty() || opts.series_uid == chosen || opts.series_uid == "1" ||
+                                   opts.series_uid == headers[series[chosen][0]].series_number,
+                  "dicom: --series ", opts.series_uid, " not found in '", dir, "'");
+  } else {
+    std::ostringstream list;
+    for (size_t s = 0; s < order.size(); ++s) {
+      const auto& idx = series[order[s]];
+      const Header& h0 = headers[idx[0]];
+      if (!opts.series_uid.empty() && (opts.series_uid == order[s] || opts.series_uid == h0.series_number ||
+                                       opts.series_uid == "#" + std::to_string(s + 1)))
+        chosen = order[s];
+      list << (s ? "; " : "") << "#" << s + 1 << " SeriesNumber " << (h0.series_number.empty() ? "?" : h0.series_number)
+           << " " << (h0.modality.empty() ? "?" : h0.modality) << " " << idx.size() << " files";
+    }
+    MEDFM_CHECK_T(FormatError, !chosen.empty(), "dicom: ", series.size(), " series in '", dir, "' (", list.str(), "); ",
+                  opts.series_uid.empty() ? "choose one with --series NUMBER|#INDEX|UID" : "--series matches none");
+  }
+  const auto& idx = series[chosen];
+  std::vector<SliceHeader> sh;
+  for (size_t i : idx) sh.push_back(headers[i].slice);
+  SeriesPlan plan = plan_series(sh, opts.repair, dir, opts.slice_spacing);
+
+  // Pass 2: decode the slices the plan uses, in parallel.
+  std::vector<Decoded> dec(idx.size());
+  std::vector<char> needed(idx.size(), 0);
+  for (const auto& p : plan.slices) needed[p.a] = needed[p.b] = 1;
+  at::parallel_for(0, static_cast<int64_t>(idx.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      if (needed[i]) dec[i] = decode_file(files[idx[i]], false);
+  });
+  const Decoded* first = nullptr;
+  bool trivial = true;
+  for (size_t i = 0; i < dec.size(); ++i) {
+    if (!needed[i]) continue;
+    if (!first) first = &dec[i];
+    MEDFM_CHECK_T(FormatError, dec[i].pixels.sizes() == first->pixels.sizes(), "dicom: mixed pixel layouts in series (",
+                  files[idx[i]], ")");
+    MEDFM_CHECK_T(FormatError, dec[i].stored_dtype == first->stored_dtype, "dicom: mixed pixel types in series (", files[idx[i]], ")");
+    trivial = trivial && dec[i].slope == 1 && dec[i].intercept == 0;
+  }
+  bool blend = std::any_of(plan.slices.begin(), plan.slices.end(), [](const PlannedSlice& p) { return p.w != 0; });
+  const int64_t C = first->pixels.size(0), Y = first->pixels.size(2), X = first->pixels.size(3);
+  const auto dtype = (trivial && !blend) ? first->pixels.scalar_type() : at::kFloat;
+  at::Tensor vol = torch::empty({C, static_cast<int64_t>(plan.slices.size()), Y, X}, dtype);
+  for (size_t k = 0; k < plan.slices.size(); ++k) {
+    const auto& p = plan.slices[k];
+    at::Tensor a = rescaled(dec[p.a].pixels.select(1, 0), dec[p.a].slope, dec[p.a].intercept);  // [C,1,Y,X] -> [C,Y,X]
+    if (p.w != 0) {
+      at::Tensor b = rescaled(dec[p.b].pixels.select(1, 0), dec[p.b].slope, dec[p.b].intercept).to(at::kFloat);
+      a = a.to(at::kFloat) * (1.0 - p.w) + b * p.w;
+    }
+    vol.select(1, static_cast<int64_t>(k)).copy_(a);
+  }
+  Image img;
+  fill_common(img, *first);
+  img.format = "dicom-series";
+  img.pixels = vol;
+  img.geometry = Geometry::from_affine(plan.affine);
+  img.meta["files"] = std::to_string(idx.size());
+  if (!plan.repairs.empty()) {
+    std::string r;
+    for (const auto& s : plan.repairs) r += (r.empty() ? "" : "; ") + s;
+    img.meta["repairs"] = r;
+  }
+  img.phi = headers[idx[0]].phi;  // empty unless include_phi
+  return img;
+}
+
+}  // namespace medfm::io::detail

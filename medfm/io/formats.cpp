@@ -1,0 +1,116 @@
+// The format table. Order matters: the first row whose can_read accepts a path opens it
+// (a tiled TIFF is a slide before it is a 2D image; a directory is a DICOM series).
+#include "medfm/io/formats.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+
+#include "medfm/core/error.h"
+#include "medfm/io/readers.h"
+
+namespace medfm::io {
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Image2D: return "image";
+    case Kind::Volume: return "volume";
+    case Kind::Slide: return "slide";
+  }
+  return "?";
+}
+
+const std::vector<Format>& formats() {
+  static const std::vector<Format> table = [] {
+    std::vector<Format> t;
+#ifdef MEDFM_HAVE_NIFTI
+    t.push_back({"nifti", Kind::Volume, detail::nifti_can_read, detail::nifti_read, nullptr});
+#endif
+#ifdef MEDFM_HAVE_GDCM
+    t.push_back({"dicom", Kind::Volume, detail::dicom_can_read, detail::dicom_read, nullptr});
+    t.push_back({"dicom-series", Kind::Volume, detail::dicom_series_can_read, detail::dicom_series_read, nullptr});
+#endif
+#ifdef MEDFM_HAVE_OPENSLIDE
+    t.push_back({"slide", Kind::Slide, detail::slide_can_read, nullptr, detail::slide_open});
+#endif
+#ifdef MEDFM_HAVE_OPENCV
+    t.push_back({"image2d", Kind::Image2D, detail::image2d_can_read, detail::image2d_read, nullptr});
+#endif
+    return t;
+  }();
+  return table;
+}
+
+std::string read_head(const std::string& path, size_t n) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return {};
+  std::string b(n, '\0');
+  f.read(b.data(), static_cast<std::streamsize>(n));
+  b.resize(static_cast<size_t>(f.gcount()));
+  return b;
+}
+
+std::string lower_ext(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto dot = name.rfind('.');
+  if (dot == std::string::npos || dot == 0) return {};
+  std::string e = name.substr(dot);
+  if (e == ".gz" && dot > 0) {
+    auto d2 = name.rfind('.', dot - 1);
+    if (d2 != std::string::npos && d2 > 0) return name.substr(d2);
+  }
+  return e;
+}
+
+const Format* detect_format(const std::string& path) {
+  struct stat st {};
+  MEDFM_CHECK_T(IoError, ::stat(path.c_str(), &st) == 0, "cannot open '", path, "': no such file or directory");
+  bool is_dir = S_ISDIR(st.st_mode);
+  std::string head;
+  if (!is_dir) {
+    std::ifstream f(path, std::ios::binary);
+    MEDFM_CHECK_T(IoError, f.good(), "cannot open '", path, "': permission denied or unreadable");
+    head = read_head(path, 1024);
+  }
+  for (const auto& f : formats())
+    if (f.can_read(path, head, is_dir)) return &f;
+  return nullptr;
+}
+
+namespace {
+const Format& require_format(const std::string& path) {
+  const Format* f = detect_format(path);
+  if (!f) {
+    std::string names;
+    for (const auto& r : formats()) names += (names.empty() ? "" : ", ") + std::string(r.name);
+    throw FormatError("unsupported format: '" + path + "' is none of the formats this build reads (" + names + ")");
+  }
+  return *f;
+}
+}  // namespace
+
+Image open_image(const std::string& path, const ReadOptions& opts) {
+  const Format& f = require_format(path);
+  MEDFM_CHECK_T(FormatError, f.kind != Kind::Slide, "'", path, "' is a whole-slide image; open it with open_slide");
+  Image img = f.read(path, opts);
+  MEDFM_ASSERT(img.pixels.defined(), "reader ", f.name, " returned no pixels");
+  return img;
+}
+
+Image open_volume(const std::string& path, const ReadOptions& opts) {
+  const Format& f = require_format(path);
+  MEDFM_CHECK_T(FormatError, f.kind == Kind::Volume, "'", path, "' is a ", kind_name(f.kind), ", not a volume");
+  return f.read(path, opts);
+}
+
+std::unique_ptr<Slide> open_slide(const std::string& path, const ReadOptions& opts) {
+  const Format& f = require_format(path);
+  MEDFM_CHECK_T(FormatError, f.kind == Kind::Slide, "'", path, "' is a ", kind_name(f.kind), ", not a whole-slide image");
+  return f.open(path, opts);
+}
+
+}  // namespace medfm::io

@@ -1,0 +1,213 @@
+// NIfTI-1 / NIfTI-2 (and Analyze .hdr/.img) through the NIfTI C library (nifti2_io), wrapped so
+// that its error state is checked after every call and nothing it prints reaches the user.
+// medfm validates the header against the file before the library allocates anything, so a
+// header that lies about its sizes is a FormatError, not a huge allocation.
+#include <nifti2_io.h>
+#include <sys/stat.h>
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "medfm/core/error.h"
+#include "medfm/io/readers.h"
+
+namespace medfm::io::detail {
+namespace {
+
+struct NimFree {
+  void operator()(nifti_image* p) const { nifti_image_free(p); }
+};
+using NimPtr = std::unique_ptr<nifti_image, NimFree>;
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+int32_t read_i32(const std::string& b, size_t off, bool swap) {
+  uint32_t v;
+  std::memcpy(&v, b.data() + off, 4);
+  if (swap) v = __builtin_bswap32(v);
+  return static_cast<int32_t>(v);
+}
+
+// First n bytes, decompressed when gzip (zlib passes plain files through).
+std::string read_decompressed_head(const std::string& path, size_t n) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return {};
+  std::string b(n, '\0');
+  int got = gzread(f, b.data(), static_cast<unsigned>(n));
+  gzclose(f);
+  b.resize(got > 0 ? static_cast<size_t>(got) : 0);
+  return b;
+}
+
+// Checks sizeof_hdr and magic; returns the NIfTI version (1, 2) or 0 for Analyze 7.5.
+int check_header_bytes(const std::string& path) {
+  std::string h = read_decompressed_head(path, 540);
+  MEDFM_CHECK_T(FormatError, h.size() >= 348, "nifti: truncated header (", h.size(), " bytes) in '", path, "'");
+  for (bool swap : {false, true}) {
+    int32_t sz = read_i32(h, 0, swap);
+    if (sz == 348) {
+      const char* m = h.data() + 344;
+      if (std::memcmp(m, "n+1\0", 4) == 0 || std::memcmp(m, "ni1\0", 4) == 0) return 1;
+      MEDFM_CHECK_T(FormatError, ends_with(path, ".hdr") || ends_with(path, ".hdr.gz"),
+                    "nifti: bad magic (not n+1 / ni1) in '", path, "'");
+      return 0;  // Analyze 7.5
+    }
+    if (sz == 540) {
+      MEDFM_CHECK_T(FormatError, h.size() >= 540, "nifti: truncated NIfTI-2 header (", h.size(), " bytes) in '", path, "'");
+      const char* m = h.data() + 4;
+      MEDFM_CHECK_T(FormatError, std::memcmp(m, "n+2\0", 4) == 0 || std::memcmp(m, "ni2\0", 4) == 0,
+                    "nifti: bad NIfTI-2 magic in '", path, "'");
+      return 2;
+    }
+  }
+  throw FormatError("nifti: sizeof_hdr is neither 348 nor 540 in '" + path + "' (not NIfTI)");
+}
+
+struct TypeInfo {
+  const char* name;
+  at::ScalarType stored;  // tensor type the bytes are read as (same width)
+  int components;         // RGB24: 3, RGBA32: 4
+};
+
+std::optional<TypeInfo> type_info(int dt) {
+  switch (dt) {
+    case NIFTI_TYPE_UINT8: return TypeInfo{"uint8", at::kByte, 1};
+    case NIFTI_TYPE_INT8: return TypeInfo{"int8", at::kChar, 1};
+    case NIFTI_TYPE_INT16: return TypeInfo{"int16", at::kShort, 1};
+    case NIFTI_TYPE_UINT16: return TypeInfo{"uint16", at::kShort, 1};   // widened below
+    case NIFTI_TYPE_INT32: return TypeInfo{"int32", at::kInt, 1};
+    case NIFTI_TYPE_UINT32: return TypeInfo{"uint32", at::kInt, 1};     // widened below
+    case NIFTI_TYPE_INT64: return TypeInfo{"int64", at::kLong, 1};
+    case NIFTI_TYPE_UINT64: return TypeInfo{"uint64", at::kLong, 1};    // converted below
+    case NIFTI_TYPE_FLOAT32: return TypeInfo{"float32", at::kFloat, 1};
+    case NIFTI_TYPE_FLOAT64: return TypeInfo{"float64", at::kDouble, 1};
+    case NIFTI_TYPE_RGB24: return TypeInfo{"rgb24", at::kByte, 3};
+    case NIFTI_TYPE_RGBA32: return TypeInfo{"rgba32", at::kByte, 4};
+    default: return std::nullopt;
+  }
+}
+
+int64_t file_size(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
+
+Mat4 to_mat4(const nifti_dmat44& m) {
+  Mat4 a{};
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) a[r * 4 + c] = m.m[r][c];
+  return a;
+}
+
+// nibabel's rule: sform if sform_code != 0, else qform if qform_code != 0, else the centred
+// Analyze affine (x flipped, origin at the volume centre).
+Mat4 best_affine(const nifti_image* nim, std::string& source) {
+  if (nim->sform_code != 0) return source = "sform", to_mat4(nim->sto_xyz);
+  if (nim->qform_code != 0) return source = "qform", to_mat4(nim->qto_xyz);
+  source = "base";
+  double z[3] = {nim->pixdim[1], nim->pixdim[2], nim->pixdim[3]};
+  int64_t n[3] = {nim->nx, nim->ny, nim->nz};
+  for (int i = 0; i < 3; ++i) {
+    if (nim->ndim < i + 1) z[i] = 1.0, n[i] = 1;
+    if (z[i] == 0) z[i] = 1.0;
+  }
+  Mat4 a = mat4_identity();
+  a[0] = -z[0], a[5] = z[1], a[10] = z[2];
+  a[3] = (n[0] - 1) / 2.0 * z[0];
+  a[7] = -(n[1] - 1) / 2.0 * z[1];
+  a[11] = -(n[2] - 1) / 2.0 * z[2];
+  return a;
+}
+
+}  // namespace
+
+bool nifti_can_read(const std::string& path, const std::string& head, bool is_dir) {
+  if (is_dir) return false;
+  std::string e = lower_ext(path);
+  if (e == ".nii" || e == ".nii.gz" || e == ".hdr" || e == ".hdr.gz") return true;
+  // Uncompressed NIfTI with an unusual name: check the magic.
+  if (head.size() >= 348 && (std::memcmp(head.data() + 344, "n+1\0", 4) == 0)) return true;
+  return head.size() >= 8 && std::memcmp(head.data() + 4, "n+2\0", 4) == 0;
+}
+
+Image nifti_read(const std::string& path, const ReadOptions& opts) {
+  nifti_set_debug_level(0);
+  int version = check_header_bytes(path);
+  NimPtr nim(nifti_image_read(path.c_str(), 0));
+  MEDFM_CHECK_T(FormatError, nim, "nifti: cannot parse header of '", path, "'");
+
+  MEDFM_CHECK_T(FormatError, nim->ndim >= 1 && nim->ndim <= 7, "nifti: dim[0] = ", nim->ndim, " out of 1..7 in '", path, "'");
+  int64_t nvox = 1;
+  for (int i = 1; i <= nim->ndim; ++i) {
+    MEDFM_CHECK_T(FormatError, nim->dim[i] >= 1, "nifti: dim[", i, "] = ", nim->dim[i], " in '", path, "'");
+    MEDFM_CHECK_T(FormatError, nvox <= std::numeric_limits<int64_t>::max() / 16 / nim->dim[i],
+                  "nifti: dimensions overflow in '", path, "'");
+    nvox *= nim->dim[i];
+  }
+  auto ti = type_info(nim->datatype);
+  if (!ti)
+    throw NotImplemented("nifti: datatype " + std::to_string(nim->datatype) + " (" +
+                         nifti_datatype_string(nim->datatype) + ") is not supported, in '" + path + "'");
+  MEDFM_ASSERT(nvox == nim->nvox, "nifti: voxel count mismatch");
+  const int64_t need = nvox * nim->nbyper;
+  const std::string iname = nim->iname ? nim->iname : path;
+  const int64_t have = file_size(iname);
+  MEDFM_CHECK_T(IoError, have >= 0, "nifti: cannot open image file '", iname, "'");
+  if (ends_with(iname, ".gz")) {
+    // Deflate cannot compress better than ~1032:1; a header asking for more is lying.
+    MEDFM_CHECK_T(FormatError, need / 1032 <= have, "nifti: header claims ", need, " bytes of voxel data, more than the ",
+                  have, "-byte compressed file can hold, in '", path, "'");
+  } else {
+    MEDFM_CHECK_T(FormatError, nim->iname_offset + need <= have, "nifti: truncated: header needs ", need,
+                  " bytes of voxel data at offset ", nim->iname_offset, ", file has ", have, " bytes, in '", path, "'");
+  }
+
+  Image img;
+  img.is_volume = true;
+  img.format = version == 2 ? "nifti2" : (version == 1 ? "nifti1" : "analyze");
+  img.stored_dtype = ti->name;
+  std::string src;
+  img.geometry = Geometry::from_affine(best_affine(nim.get(), src));
+  img.meta["affine_source"] = src;
+  img.meta["qform_code"] = std::to_string(nim->qform_code);
+  img.meta["sform_code"] = std::to_string(nim->sform_code);
+  if (nim->descrip[0]) img.meta["description"] = std::string(nim->descrip, strnlen(nim->descrip, 80));
+
+  int64_t nx = nim->nx, ny = nim->ndim >= 2 ? nim->ny : 1, nz = nim->ndim >= 3 ? nim->nz : 1;
+  int64_t nt = nvox / (nx * ny * nz);
+  img.n_timepoints = nt;
+  MEDFM_CHECK_T(FormatError, nifti_image_load(nim.get()) == 0 && nim->data,
+                "nifti: truncated or corrupt voxel data in '", path, "'");
+
+  at::Tensor raw;
+  if (ti->components > 1) {
+    MEDFM_CHECK_T(NotImplemented, nt == 1, "nifti: 4D RGB volumes are not supported, in '", path, "'");
+    raw = torch::from_blob(nim->data, {nz, ny, nx, ti->components}, at::kByte).permute({3, 0, 1, 2}).contiguous();
+  } else {
+    raw = torch::from_blob(nim->data, {nt, nz, ny, nx}, ti->stored).clone();  // x fastest, then y, z, t
+  }
+  // Unsigned types LibTorch 1.13 lacks: reinterpret the bits and widen.
+  if (nim->datatype == NIFTI_TYPE_UINT16) raw = raw.to(at::kInt).bitwise_and(0xFFFF);
+  if (nim->datatype == NIFTI_TYPE_UINT32) raw = raw.to(at::kLong).bitwise_and(int64_t{0xFFFFFFFF});
+  if (nim->datatype == NIFTI_TYPE_UINT64) {
+    auto u = raw.to(at::kDouble);
+    raw = at::where(u < 0, u + 18446744073709551616.0, u);
+  }
+  // nibabel's rule: a slope of 0 or non-finite means unscaled; (1, 0) leaves the stored type.
+  double slope = nim->scl_slope, inter = std::isfinite(nim->scl_inter) ? nim->scl_inter : 0.0;
+  if (slope != 0 && std::isfinite(slope) && !(slope == 1 && inter == 0) && ti->components == 1) {
+    auto dt = raw.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    raw = raw.to(at::kDouble).mul(slope).add(inter).to(dt);
+    img.meta["scl_slope"] = std::to_string(slope);
+    img.meta["scl_inter"] = std::to_string(inter);
+  }
+  img.pixels = raw;
+  return img;
+}
+
+}  // namespace medfm::io::detail
