@@ -14,6 +14,8 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -36,6 +38,8 @@ void quiet_gdcm() {
     gdcm::Global::GetInstance();  // dictionaries loaded once, before any thread reads
   });
 }
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 std::string tag_str(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
   gdcm::Tag t(g, e);
@@ -138,6 +142,42 @@ Header read_header_fields(const gdcm::DataSet& ds, const std::string& path, bool
   return h;
 }
 
+// Bytes of the PixelData value present in the file: searches the file's tail backwards for the
+// element header (tag, [VR], value length == vl). nullopt when not found.
+std::optional<uint64_t> native_pixel_bytes_in_file(const std::string& path, uint32_t vl, bool implicit, bool big_endian) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) return std::nullopt;
+  const uint64_t size = static_cast<uint64_t>(f.tellg());
+  const uint64_t window = std::min<uint64_t>(size, uint64_t{vl} + 12 + (uint64_t{8} << 20));
+  std::string tail(window, '\0');
+  f.seekg(static_cast<std::streamoff>(size - window));
+  f.read(tail.data(), static_cast<std::streamsize>(window));
+  if (!f) return std::nullopt;
+  auto u16 = [&](uint16_t v) { return big_endian ? static_cast<uint16_t>((v >> 8) | (v << 8)) : v; };
+  auto u32 = [&](uint32_t v) { return big_endian ? __builtin_bswap32(v) : v; };
+  const uint16_t g = u16(0x7fe0), e = u16(0x0010);
+  const uint64_t hdr = implicit ? 8 : 12;
+  for (int64_t i = static_cast<int64_t>(window) - static_cast<int64_t>(hdr); i >= 0; --i) {
+    const char* p = tail.data() + i;
+    uint16_t tg, te;
+    std::memcpy(&tg, p, 2);
+    if (tg != g) continue;
+    std::memcpy(&te, p + 2, 2);
+    if (te != e) continue;
+    uint32_t len;
+    if (implicit) {
+      std::memcpy(&len, p + 4, 4);
+    } else {
+      if (!((p[4] == 'O' && (p[5] == 'W' || p[5] == 'B')) && p[6] == 0 && p[7] == 0)) continue;
+      std::memcpy(&len, p + 8, 4);
+    }
+    if (u32(len) != vl) continue;
+    const uint64_t value_start = size - window + static_cast<uint64_t>(i) + hdr;
+    return size > value_start ? size - value_start : 0;
+  }
+  return std::nullopt;
+}
+
 struct Decoded {
   Header header;
   at::Tensor pixels;  // [C, F, Y, X] stored values (MONOCHROME1 inverted, colour -> RGB), before rescale
@@ -149,12 +189,31 @@ Decoded decode_file(const std::string& path, bool include_phi) {
   quiet_gdcm();
   gdcm::ImageReader reader;
   reader.SetFileName(path.c_str());
-  if (!reader.Read()) {
+  bool ok = false;
+  try {
+    ok = reader.Read();
+  } catch (const std::exception& e) {  // GDCM turns some of its internal assertions into exceptions
+    throw FormatError("dicom: GDCM cannot read '" + path + "': " + first_line(e.what()));
+  }
+  if (!ok) {
     const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
     bool parsed = !ds.IsEmpty();
     MEDFM_CHECK_T(FormatError, !(parsed && !ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))),
                   "dicom: no pixel data (not an image object) in '", path, "'");
-    throw FormatError("dicom: cannot parse '" + path + "' (truncated, corrupt or not DICOM)");
+    std::string head = read_head(path, 132);
+    bool preamble = head.size() >= 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0;
+    MEDFM_CHECK_T(FormatError, preamble || parsed, "dicom: '", path, "' is not a DICOM file (no DICM preamble, no data set)");
+    throw FormatError("dicom: cannot parse the data set of '" + path + "' (truncated or corrupt)");
+  }
+  {
+    // Values that GDCM tolerates but that make the pixel layout ambiguous are errors.
+    const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+    std::string nf = tag_str(ds, 0x0028, 0x0008);
+    if (!nf.empty()) {
+      auto v = tag_numbers(ds, 0x0028, 0x0008);
+      MEDFM_CHECK_T(FormatError, v.size() == 1 && v[0] >= 1 && v[0] == std::floor(v[0]), "dicom: invalid NumberOfFrames '",
+                    nf, "' in '", path, "'");
+    }
   }
   const gdcm::Image* im = &reader.GetImage();
   gdcm::ImageApplyLookupTable lut;
@@ -174,6 +233,24 @@ Decoded decode_file(const std::string& path, bool include_phi) {
   MEDFM_CHECK_T(FormatError, nx > 0 && ny > 0 && nf > 0 && (spp == 1 || spp == 3), "dicom: bad image dimensions or samples per pixel in '", path, "'");
   d.header.slice.cols = nx, d.header.slice.rows = ny, d.header.slice.frames = nf;
 
+  if (!im->GetTransferSyntax().IsEncapsulated()) {
+    // Native (uncompressed) pixel data must hold every frame; GDCM would pad a short value.
+    const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+    const gdcm::Tag pd(0x7fe0, 0x0010);
+    const gdcm::ByteValue* bv = ds.FindDataElement(pd) ? ds.GetDataElement(pd).GetByteValue() : nullptr;
+    uint64_t have = bv ? static_cast<uint64_t>(bv->GetLength()) : uint64_t{0};
+    const uint64_t need = (static_cast<uint64_t>(nx) * ny * nf * spp * pf.GetBitsAllocated() + 7) / 8;
+    // GDCM zero-fills a value cut short by the end of the file: find the PixelData element in the
+    // file's tail and measure what really follows its header (not possible for deflate).
+    const auto& ts = im->GetTransferSyntax();
+    if (bv && ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian) {
+      const uint32_t vl = static_cast<uint32_t>(ds.GetDataElement(pd).GetVL());
+      if (auto in_file = native_pixel_bytes_in_file(path, vl, ts.IsImplicit(), ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
+        have = std::min(have, *in_file);
+    }
+    MEDFM_CHECK_T(FormatError, have >= need, "dicom: truncated pixel data in '", path, "': ", have, " bytes, ",
+                  nx, "x", ny, "x", nf, " frames need ", need);
+  }
   const unsigned long len = im->GetBufferLength();
   std::vector<char> buf(len);
   MEDFM_CHECK_T(FormatError, len > 0 && im->GetBuffer(buf.data()), "dicom: cannot decode pixel data (",
@@ -251,7 +328,7 @@ Decoded decode_file(const std::string& path, bool include_phi) {
 Mat4 single_file_affine(const Header& h) {
   const SliceHeader& s = h.slice;
   double sx = s.has_spacing ? s.pixel_spacing[1] : 1.0, sy = s.has_spacing ? s.pixel_spacing[0] : 1.0;
-  double sz = h.spacing_between_slices > 0 ? h.spacing_between_slices : (s.slice_thickness > 0 ? s.slice_thickness : 1.0);
+  double sz = s.slice_thickness > 0 ? s.slice_thickness : (h.spacing_between_slices > 0 ? h.spacing_between_slices : 1.0);
   Vec3 row{1, 0, 0}, col{0, 1, 0};
   if (s.has_orientation) {
     row = {s.orientation[0], s.orientation[1], s.orientation[2]};
@@ -331,8 +408,13 @@ Image dicom_series_read(const std::string& dir, const ReadOptions& opts) {
     for (int64_t i = b; i < e; ++i) {
       gdcm::Reader r;
       r.SetFileName(files[i].c_str());
-      MEDFM_CHECK_T(FormatError, r.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010)), "dicom: cannot parse '", files[i],
-                    "' (truncated, corrupt or not DICOM)");
+      bool ok = false;
+      try {
+        ok = r.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010));
+      } catch (const std::exception& ex) {
+        throw FormatError("dicom: GDCM cannot read '" + files[i] + "': " + first_line(ex.what()));
+      }
+      MEDFM_CHECK_T(FormatError, ok, "dicom: cannot parse the data set of '", files[i], "' (truncated, corrupt or not DICOM)");
       const gdcm::DataSet& ds = r.GetFile().GetDataSet();
       headers[i] = read_header_fields(ds, files[i], opts.include_phi);
       has_pixels[i] = tag_str(ds, 0x0028, 0x0010).empty() ? 0 : 1;  // Rows present: an image object
