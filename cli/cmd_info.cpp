@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "medfm/core/error.h"
+#include "medfm/data/volume_transforms.h"
 #include "medfm/io/describe.h"
 #include "medfm/io/formats.h"
 #include "medfm/io/image2d.h"
@@ -102,6 +103,7 @@ void add_info_command(CLI::App& app, int* rc) {
     std::vector<std::string> paths;
     ReadFlags flags;
     bool stats = false, show_phi = false;
+    std::string reorient;
   };
   auto s = std::make_shared<State>();
   auto* cmd = app.add_subcommand("info", "describe images, volumes, DICOM directories and slides");
@@ -109,6 +111,7 @@ void add_info_command(CLI::App& app, int* rc) {
   add_runtime_options(*cmd, s->rt, true);
   add_read_flags(*cmd, s->flags);
   cmd->add_flag("--stats", s->stats, "also min / max / mean / std of the pixel values (after rescale)");
+  cmd->add_option("--reorient", s->reorient, "volumes: permute / flip voxel axes to this orientation first (e.g. RAS)");
   cmd->add_flag("--show-phi", s->show_phi, "also show patient-identifying DICOM attributes (name, ID, dates, site)");
   cmd->callback([s, cmd, rc] {
     *rc = guarded([&] {
@@ -123,7 +126,14 @@ void add_info_command(CLI::App& app, int* rc) {
         MEDFM_CHECK_T(FormatError, f, "unsupported format: '", p, "'");
         nlohmann::json j;
         if (f->kind == io::Kind::Slide) j = io::describe_slide(*io::open_slide(p, ro), dopts);
-        else j = io::describe_image(io::open_image(p, ro), dopts);
+        else {
+          Image img = io::open_image(p, ro);
+          if (!s->reorient.empty()) {
+            MEDFM_CHECK_T(ConfigError, img.is_volume, "--reorient applies to volumes; '", p, "' is a 2D image");
+            img = data::reorient(img, s->reorient);
+          }
+          j = io::describe_image(img, dopts);
+        }
         j["path"] = p;
         out.push_back(std::move(j));
       }

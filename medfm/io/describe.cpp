@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "medfm/core/error.h"
+
 namespace medfm::io {
 
 nlohmann::json pixel_stats(const at::Tensor& t) {
@@ -9,6 +11,24 @@ nlohmann::json pixel_stats(const at::Tensor& t) {
   auto mean = d.mean().item<double>();
   auto var = (d - mean).pow(2).mean().item<double>();
   return {{"min", d.min().item<double>()}, {"max", d.max().item<double>()}, {"mean", mean}, {"std", std::sqrt(var)}};
+}
+
+std::optional<Vec3> world_centroid(const Image& img) {
+  MEDFM_ASSERT(img.is_volume, "centroid of a 2D image");
+  auto v = img.pixels.to(at::kDouble);
+  auto w = (v - v.min()).sum(0);  // [Z,Y,X], channels / time points summed
+  double total = w.sum().item<double>();
+  if (!(total > 0)) return std::nullopt;
+  auto idx_mean = [&](int64_t dim) {  // weighted mean index along a tensor dim of w
+    std::vector<int64_t> others;
+    for (int64_t d = 0; d < 3; ++d)
+      if (d != dim) others.push_back(d);
+    auto marginal = w.sum(others);
+    auto idx = torch::arange(marginal.size(0), at::kDouble);
+    return (marginal * idx).sum().item<double>() / total;
+  };
+  Vec3 ijk{idx_mean(2), idx_mean(1), idx_mean(0)};
+  return img.geometry.voxel_to_world(ijk);
 }
 
 nlohmann::json describe_image(const Image& img, const DescribeOptions& opts) {
@@ -36,7 +56,13 @@ nlohmann::json describe_image(const Image& img, const DescribeOptions& opts) {
   }
   if (!img.meta.empty()) j["meta"] = img.meta;
   if (opts.show_phi && !img.phi.empty()) j["phi"] = img.phi;
-  if (opts.stats) j["stats"] = pixel_stats(img.pixels);
+  if (opts.stats) {
+    j["stats"] = pixel_stats(img.pixels);
+    if (img.is_volume) {
+      if (auto c = world_centroid(img)) j["stats"]["centroid"] = {(*c)[0], (*c)[1], (*c)[2]};
+      else j["stats"]["centroid"] = nullptr;
+    }
+  }
   return j;
 }
 

@@ -3,6 +3,8 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <optional>
+
 #include "medfm/core/image.h"
 #include "medfm/io/slide.h"
 
@@ -17,5 +19,8 @@ nlohmann::json describe_image(const Image& img, const DescribeOptions& opts);
 nlohmann::json describe_slide(const Slide& slide, const DescribeOptions& opts);
 // {min, max, mean, std (population)} over every element, computed in float64.
 nlohmann::json pixel_stats(const at::Tensor& t);
+// World position (RAS mm) of the volume's centre of mass, weights = value - global minimum summed
+// over channels; nullopt when the volume is constant. Checks voxel order and affine together.
+std::optional<Vec3> world_centroid(const Image& img);
 
 }  // namespace medfm::io

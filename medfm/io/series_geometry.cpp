@@ -84,7 +84,7 @@ SeriesPlan plan_series(const std::vector<SliceHeader>& in, const SeriesRepair& r
   }
   const size_t m = kept.size();
   if (m == 1) {
-    double t = s0.slice_thickness > 0 ? s0.slice_thickness : 1.0;
+    double t = s0.slice_thickness > 0 && std::isfinite(s0.slice_thickness) ? s0.slice_thickness : 1.0;
     plan.slices.push_back({kept[0], kept[0], 0});
     plan.slice_step = t;
     Vec3 c2 = normal;

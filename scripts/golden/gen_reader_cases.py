@@ -46,6 +46,21 @@ def stats(a):
             "std": float(a.std())}
 
 
+def centroid(data_ijk, affine):
+    """World (RAS mm) centre of mass of data indexed [i, j, k, (t or channel)...], weights =
+    value - global minimum summed over the extra axes; None for a constant volume."""
+    a = np.asarray(data_ijk, dtype=np.float64)
+    w = a - a.min()
+    while w.ndim > 3:
+        w = w.sum(axis=-1)
+    total = w.sum()
+    if not total > 0:
+        return None
+    ijk = [float((w.sum(axis=tuple(d for d in range(3) if d != ax)) * np.arange(w.shape[ax])).sum() / total)
+           for ax in range(3)]
+    return [float(v) for v in (np.asarray(affine) @ np.array(ijk + [1.0]))[:3]]
+
+
 def mat(a):
     return [[float(v) for v in row] for row in np.asarray(a)]
 
@@ -61,13 +76,20 @@ def geometry(affine):
 def nifti(path, case):
     img = nib.load(path)
     assert isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)), type(img)
+    args = case.get("args", [])
+    if "--reorient" in args:
+        assert args[args.index("--reorient") + 1] == "RAS", "only RAS has a nibabel reference"
+        img = nib.as_closest_canonical(img)
     size = list(img.shape) + [1] * (3 - len(img.shape))
     out = {"format": "nifti2" if isinstance(img, nib.Nifti2Image) else "nifti1", "kind": "volume",
            "size": [int(v) for v in size], "channels": 1,
            "dtype": img.get_data_dtype().newbyteorder("=").name}
     out.update(geometry(img.affine))
-    out["stats"] = stats(img.get_fdata(dtype=np.float64))
-    return out, f"nibabel {nib.__version__}"
+    data = img.get_fdata(dtype=np.float64)
+    out["stats"] = stats(data)
+    out["stats"]["centroid"] = centroid(data, img.affine)
+    ref = f"nibabel {nib.__version__}"
+    return out, ref + (" as_closest_canonical" if "--reorient" in args else "")
 
 
 # ---------------------------------------------------------------- DICOM
@@ -134,7 +156,12 @@ def dicom_file(path, case):
     out.update(geometry(LPS_TO_RAS @ lps))
     if "Modality" in ds:
         out["modality"] = str(ds.Modality)
-    out["stats"] = stats(pixels(ds))
+    px = pixels(ds)
+    out["stats"] = stats(px)
+    # pixel arrays are [(frame,) row, column (, sample)]; centroid wants [i=column, j=row, k=frame, ...]
+    arr = px if n_frames > 1 else px[np.newaxis]
+    arr = np.moveaxis(arr, [0, 1, 2], [2, 1, 0])
+    out["stats"]["centroid"] = centroid(arr, LPS_TO_RAS @ lps)
     note = decoder_note(ds)
     if spp == 3 and ds.PhotometricInterpretation.startswith("YBR"):
         note += f" + convert_color_space {ds.PhotometricInterpretation} -> RGB"
@@ -236,6 +263,8 @@ def dicom_series(folder, case):
     if "Modality" in dss[0]:
         out["modality"] = str(dss[0].Modality)
     out["stats"] = stats(values)
+    # from dcm2niix's own voxels and affine: independent of the voxel-order mapping above
+    out["stats"]["centroid"] = centroid(d2n_values, img.affine)
     ref = (f"dcm2niix {version} (geometry; voxel order {describe(perm, flips)}, "
            f"max |affine - tags| {err:.1e} mm) + pydicom {pydicom.__version__} (stats)")
     return out, ref
