@@ -35,6 +35,7 @@ struct ReadOptions {
   SeriesRepair repair;
   SliceSpacing slice_spacing = SliceSpacing::Mean;
   std::optional<double> mpp;        // slides: override um/px (x = y)
+  bool dicom_fast_native = true;    // uncompressed DICOM read directly; false forces GDCM (tests compare)
 };
 
 struct Format {

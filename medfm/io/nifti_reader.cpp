@@ -7,8 +7,10 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "medfm/core/error.h"
@@ -44,7 +46,67 @@ std::string read_decompressed_head(const std::string& path, size_t n) {
   return b;
 }
 
-// Checks sizeof_hdr and magic; returns the NIfTI version (1, 2) or 0 for Analyze 7.5.
+int64_t file_size(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
+
+// True when `path`, decompressed if gzip, holds at least n bytes (reads up to n bytes to find out).
+bool holds_bytes(const std::string& path, int64_t n) {
+  if (n <= 0) return true;
+  const int64_t size = file_size(path);
+  if (size < 0 || n / 1032 > size) return false;  // deflate cannot compress better than ~1032:1
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return false;
+  char c;
+  const bool ok = gzseek(f, static_cast<z_off_t>(n - 1), SEEK_SET) == n - 1 && gzread(f, &c, 1) == 1;
+  gzclose(f);
+  return ok;
+}
+
+float read_f32(const std::string& b, size_t off, bool swap) {
+  uint32_t v = static_cast<uint32_t>(read_i32(b, off, swap));
+  float f;
+  std::memcpy(&f, &v, 4);
+  return f;
+}
+
+int64_t read_i64(const std::string& b, size_t off, bool swap) {
+  uint64_t v;
+  std::memcpy(&v, b.data() + off, 8);
+  if (swap) v = __builtin_bswap64(v);
+  return static_cast<int64_t>(v);
+}
+
+int16_t read_i16(const std::string& b, size_t off, bool swap) {
+  uint16_t v;
+  std::memcpy(&v, b.data() + off, 2);
+  if (swap) v = __builtin_bswap16(v);
+  return static_cast<int16_t>(v);
+}
+
+// dim[0] (the rank) must be 1..7 and dim[1..rank] positive before the library sees the header:
+// nifti2_io copies dim[1..dim[0]] into 8-element arrays without checking a NIfTI-2 rank.
+void check_dims(const std::string& path, int64_t rank, const std::function<int64_t(int)>& dim) {
+  MEDFM_CHECK_T(FormatError, rank >= 1 && rank <= 7, "nifti: dim[0] = ", rank, " out of 1..7 in '", path, "'");
+  for (int i = 1; i <= rank; ++i)
+    MEDFM_CHECK_T(FormatError, dim(i) >= 1, "nifti: dim[", i, "] = ", dim(i), " in '", path, "'");
+}
+
+// An unknown datatype code is rejected here, before nifti2_io prints its own complaint to stderr.
+void check_datatype(const std::string& path, int16_t datatype, bool nifti) {
+  MEDFM_CHECK_T(FormatError, nifti_datatype_is_valid(datatype, nifti ? 1 : 0), "nifti: unknown datatype code ", datatype,
+                " in '", path, "'");
+}
+
+// A single-file NIfTI's extensions lie between the header and vox_offset, and nifti2_io allocates
+// each one as large as that space before reading it: vox_offset must lie inside the file.
+void check_vox_offset(const std::string& path, double vox_offset) {
+  MEDFM_CHECK_T(FormatError, std::isfinite(vox_offset) && vox_offset < 9e18 && holds_bytes(path, static_cast<int64_t>(vox_offset)),
+                "nifti: vox_offset ", vox_offset, " lies beyond the end of '", path, "'");
+}
+
+// Checks sizeof_hdr, magic, dims and vox_offset; returns the NIfTI version (1, 2) or 0 for Analyze 7.5.
 int check_header_bytes(const std::string& path) {
   std::string h = read_decompressed_head(path, 540);
   MEDFM_CHECK_T(FormatError, h.size() >= 348, "nifti: truncated header (", h.size(), " bytes) in '", path, "'");
@@ -52,16 +114,23 @@ int check_header_bytes(const std::string& path) {
     int32_t sz = read_i32(h, 0, swap);
     if (sz == 348) {
       const char* m = h.data() + 344;
-      if (std::memcmp(m, "n+1\0", 4) == 0 || std::memcmp(m, "ni1\0", 4) == 0) return 1;
-      MEDFM_CHECK_T(FormatError, ends_with(path, ".hdr") || ends_with(path, ".hdr.gz"),
+      const bool single_file = std::memcmp(m, "n+1\0", 4) == 0;
+      const bool nifti1 = single_file || std::memcmp(m, "ni1\0", 4) == 0;
+      MEDFM_CHECK_T(FormatError, nifti1 || ends_with(path, ".hdr") || ends_with(path, ".hdr.gz"),
                     "nifti: bad magic (not n+1 / ni1) in '", path, "'");
-      return 0;  // Analyze 7.5
+      check_dims(path, read_i16(h, 40, swap), [&](int i) { return read_i16(h, 40 + 2 * i, swap); });
+      check_datatype(path, read_i16(h, 70, swap), nifti1);
+      if (single_file) check_vox_offset(path, read_f32(h, 108, swap));
+      return nifti1 ? 1 : 0;  // 0: Analyze 7.5
     }
     if (sz == 540) {
       MEDFM_CHECK_T(FormatError, h.size() >= 540, "nifti: truncated NIfTI-2 header (", h.size(), " bytes) in '", path, "'");
       const char* m = h.data() + 4;
       MEDFM_CHECK_T(FormatError, std::memcmp(m, "n+2\0", 4) == 0 || std::memcmp(m, "ni2\0", 4) == 0,
                     "nifti: bad NIfTI-2 magic in '", path, "'");
+      check_dims(path, read_i64(h, 16, swap), [&](int i) { return read_i64(h, 16 + 8 * i, swap); });
+      check_datatype(path, read_i16(h, 12, swap), true);
+      if (std::memcmp(m, "n+2\0", 4) == 0) check_vox_offset(path, static_cast<double>(read_i64(h, 168, swap)));
       return 2;
     }
   }
@@ -90,11 +159,6 @@ std::optional<TypeInfo> type_info(int dt) {
     case NIFTI_TYPE_RGBA32: return TypeInfo{"rgba32", at::kByte, 4};
     default: return std::nullopt;
   }
-}
-
-int64_t file_size(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
 }
 
 Mat4 to_mat4(const nifti_dmat44& m) {
@@ -163,7 +227,9 @@ Image nifti_read(const std::string& path, const ReadOptions& opts) {
     MEDFM_CHECK_T(FormatError, need / 1032 <= have, "nifti: header claims ", need, " bytes of voxel data, more than the ",
                   have, "-byte compressed file can hold, in '", path, "'");
   } else {
-    MEDFM_CHECK_T(FormatError, nim->iname_offset + need <= have, "nifti: truncated: header needs ", need,
+    // (written so that a vox_offset near INT64_MAX cannot overflow)
+    MEDFM_CHECK_T(FormatError, nim->iname_offset <= have && need <= have - std::max<int64_t>(nim->iname_offset, 0),
+                  "nifti: truncated: header needs ", need,
                   " bytes of voxel data at offset ", nim->iname_offset, ", file has ", have, " bytes, in '", path, "'");
   }
 

@@ -21,6 +21,10 @@ std::string base(const std::string& p) {
   return s == std::string::npos ? p : p.substr(s + 1);
 }
 
+// Scanner coordinates lie within metres of the isocentre; anything beyond 1000 km is corrupt, and
+// the bound keeps every distance below (and its square within double range).
+constexpr double kMaxPositionMm = 1e9;
+
 std::string fmt(double v) {
   std::ostringstream os;
   os.precision(4);
@@ -46,7 +50,9 @@ SeriesPlan plan_series(const std::vector<SliceHeader>& in, const SeriesRepair& r
     for (int i = 0; i < 2; ++i)
       MEDFM_CHECK_T(FormatError, std::abs(s.pixel_spacing[i] - s0.pixel_spacing[i]) < 1e-4,
                     "dicom: mixed pixel spacing in series (", base(s0.file), " vs ", base(s.file), ") in ", where);
-    for (double v : s.position) MEDFM_CHECK_T(FormatError, std::isfinite(v), "dicom: non-finite ImagePositionPatient (", s.file, ")");
+    for (double v : s.position)
+      MEDFM_CHECK_T(FormatError, std::isfinite(v) && std::abs(v) <= kMaxPositionMm, "dicom: ImagePositionPatient ",
+                    fmt(v), " mm is not finite or beyond ", fmt(kMaxPositionMm), " mm (", s.file, ")");
   }
   Vec3 row{s0.orientation[0], s0.orientation[1], s0.orientation[2]};
   Vec3 col{s0.orientation[3], s0.orientation[4], s0.orientation[5]};
@@ -106,6 +112,7 @@ SeriesPlan plan_series(const std::vector<SliceHeader>& in, const SeriesRepair& r
   double step = sorted[sorted.size() / 2];
   const double tol = std::max(0.05 * step, 1e-3);
   std::vector<size_t> mult(m - 1, 1);
+  size_t missing = 0;  // slices interpolated so far; never more than the real ones
   for (size_t i = 0; i + 1 < m; ++i) {
     if (std::abs(steps[i] - step) <= tol) continue;
     double q = steps[i] / step;
@@ -116,6 +123,11 @@ SeriesPlan plan_series(const std::vector<SliceHeader>& in, const SeriesRepair& r
     MEDFM_CHECK_T(FormatError, repair.allow_gaps, "dicom: gap in series: ", k - 1, " missing slice(s) between ",
                   base(in[kept[i]].file), " and ", base(in[kept[i + 1]].file), " (", fmt(steps[i]), " mm, step ",
                   fmt(step), " mm) in ", where, "; --repair gaps interpolates them");
+    MEDFM_CHECK_T(FormatError, k - 1 <= m - missing, "dicom: gap too large to interpolate: ", k - 1,
+                  " missing slice(s) between ", base(in[kept[i]].file), " and ", base(in[kept[i + 1]].file), " (",
+                  fmt(steps[i]), " mm, step ", fmt(step), " mm) in ", where, "; a repaired series may have at most as many",
+                  " interpolated slices as real ones (", m, ")");
+    missing += k - 1;
     mult[i] = k;
     plan.repairs.push_back("interpolated " + std::to_string(k - 1) + " slice(s) after " + base(in[kept[i]].file));
   }

@@ -36,7 +36,8 @@ struct SeriesPlan {
 
 // `where` names the series in messages (e.g. the directory).
 // Slice steps within 5% of the median are uniform (positions are often rounded); a step that is
-// a whole multiple of the median is a gap.
+// a whole multiple of the median is a gap. Repairing gaps interpolates at most as many slices as
+// the series has.
 SeriesPlan plan_series(const std::vector<SliceHeader>& slices, const SeriesRepair& repair, const std::string& where,
                        SliceSpacing spacing = SliceSpacing::Mean);
 
