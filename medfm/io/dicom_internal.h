@@ -1,0 +1,56 @@
+// Internal to the DICOM reader files (dicom_gdcm.cpp, dicom_native.cpp, dicom_series.cpp).
+#pragma once
+#include <ATen/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "medfm/core/image.h"
+#include "medfm/io/series_geometry.h"
+
+namespace medfm::io::detail {
+
+struct Header {
+  SliceHeader slice;
+  std::string series_uid, series_number, modality;
+  // Pixel module, for the native fast path (binary values are native-endian once GDCM has read them).
+  std::string ts_uid, photometric;
+  int64_t bits_allocated = 0, bits_stored = 0, pixel_rep = 0, spp = 1;
+  double rescale_slope = 1, rescale_intercept = 0;
+  bool frame_pointer_without_count = false;  // GDCM 3.0.21's image reader aborts on these
+  double spacing_between_slices = 0;
+  std::vector<double> window_center, window_width;
+  std::map<std::string, std::string> phi;
+};
+
+struct Decoded {
+  Header header;
+  at::Tensor pixels;  // [C, F, Y, X] stored values (MONOCHROME1 inverted, colour -> RGB), before rescale
+  double slope = 1, intercept = 0;
+  std::string stored_dtype, transfer_syntax, photometric;
+};
+
+// GDCM: header only (stops at the pixel data); FormatError when unparsable.
+Header read_header_only(const std::string& path, bool include_phi);
+// GDCM: full decode (every transfer syntax GDCM supports).
+Decoded decode_file(const std::string& path, bool include_phi);
+
+// Native fast path (dicom_native.cpp), see there. nullopt: not the simple case, use GDCM.
+bool native_eligible(const Header& h);
+std::optional<Decoded> decode_native_fast(const std::string& path, const Header& h);
+// Decodes one single-frame file straight into dst [1, Y, X] (its type: the stored type widened, or
+// float32 when rescale), applying MONOCHROME1 inversion and, when rescale, slope / intercept.
+// false: not the simple case (nothing written that matters), use GDCM.
+bool decode_native_into(const std::string& path, const Header& h, bool rescale, at::Tensor dst);
+
+void fill_common(Image& img, const Decoded& d);
+// Stored values -> rescaled (float32) values; unchanged when slope 1 and intercept 0.
+at::Tensor rescaled(const at::Tensor& px, double slope, double intercept);
+
+// Runs fn(i) for i in [0, n) on up to at::get_num_threads() std::threads; rethrows the first error.
+void parallel_files(size_t n, const std::function<void(size_t)>& fn);
+
+}  // namespace medfm::io::detail
