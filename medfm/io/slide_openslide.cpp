@@ -75,7 +75,12 @@ class OpenSlideSlide final : public Slide {
                   " out of range 0..", levels_.size() - 1, " for '", path_, "'");
     MEDFM_CHECK_T(ConfigError, w > 0 && h > 0 && w * h <= (int64_t{1} << 28), "slide: region size ", w, "x", h,
                   " must be positive and at most 2^28 pixels");
-    std::vector<uint32_t> argb(static_cast<size_t>(w * h));
+    // Tile-sized requests reuse a per-thread buffer (a fresh 256 KiB+ one is an mmap plus page
+    // faults per call); large ones get their own, so a thread never keeps a huge buffer.
+    thread_local std::vector<uint32_t> reused;
+    std::vector<uint32_t> own;
+    std::vector<uint32_t>& argb = w * h <= (int64_t{1} << 20) ? reused : own;
+    argb.resize(static_cast<size_t>(w * h));
     openslide_read_region(osr_.get(), argb.data(), x, y, level, w, h);
     check("read_region");
     // Premultiplied ARGB over white: c + (255 - a); fully transparent -> 255.
