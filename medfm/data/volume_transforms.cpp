@@ -133,6 +133,14 @@ Window window_preset(const std::string& name) {
   return it->second;
 }
 
+Window file_window(const Image& img) {
+  auto c = img.meta.find("window_center"), w = img.meta.find("window_width");
+  MEDFM_CHECK_T(ConfigError, c != img.meta.end() && w != img.meta.end(), "window: the image has no stored window (WindowCenter/Width)");
+  Window win{std::stod(c->second), std::stod(w->second)};
+  MEDFM_CHECK_T(ConfigError, win.width > 0, "window: the stored window width is ", win.width, " (not usable)");
+  return win;
+}
+
 at::Tensor apply_window(const at::Tensor& hu, const Window& w) {
   MEDFM_CHECK_T(ConfigError, w.width > 0, "window: width must be positive");
   return ((hu.to(at::kFloat) - static_cast<float>(w.center - w.width / 2)) / static_cast<float>(w.width)).clamp(0, 1);

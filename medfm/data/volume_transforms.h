@@ -25,6 +25,8 @@ struct Window {
   double center, width;
 };
 Window window_preset(const std::string& name);  // ConfigError names the known presets
+// The window stored in the DICOM file (first WindowCenter / WindowWidth); ConfigError when absent.
+Window file_window(const Image& img);
 // (v - (c - w/2)) / w clamped to [0, 1], float32.
 at::Tensor apply_window(const at::Tensor& hu, const Window& w);
 // One output channel per window ([C=n, Z, Y, X] from a single-channel volume), geometry kept.

