@@ -135,3 +135,33 @@ TEST(FundusFov, CentresTheDisc) {
 
 }  // namespace
 }  // namespace medfm::data
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "medfm/io/formats.h"
+
+namespace medfm::data {
+namespace {
+
+TEST(FundusFov, RealFundusPhotograph) {
+  const char* d = std::getenv("MEDFM_DATA");
+  const char* home = std::getenv("HOME");
+  std::string path = (d ? std::string(d) : std::string(home ? home : ".") + "/.cache/medfm/data") + "/images/retina.jpg";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "run scripts/fetch_data.sh";
+  Image img = io::open_image(path);  // 1411 x 1411 colour fundus photograph, disc on black
+  FundusFov f;
+  Image c = fundus_fov_crop(img, 0.1, &f);
+  EXPECT_GT(f.radius, 0.4 * 1411);
+  EXPECT_LT(f.radius, 0.52 * 1411);
+  EXPECT_NEAR(f.cx, 705, 60);
+  EXPECT_NEAR(f.cy, 705, 60);
+  EXPECT_EQ(c.pixels.size(1), c.pixels.size(2));
+  // The crop's corners are outside the disc (dark), its centre inside (bright red channel).
+  int64_t m = c.pixels.size(1) / 2;
+  EXPECT_LT(c.pixels.index({0, 2, 2}).item<int>(), 30);
+  EXPECT_GT(c.pixels.index({0, m, m}).item<int>(), 60);
+}
+
+}  // namespace
+}  // namespace medfm::data
