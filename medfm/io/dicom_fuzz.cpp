@@ -20,6 +20,9 @@ namespace {
 // Per-process directory for the input file; removed at exit (a crash leaves it for inspection).
 char g_dir[] = "/tmp/medfm_dicom_fuzz.XXXXXX";
 
+// MEDFM_FUZZ_VERBOSE=1: print each input's outcome (to triage inputs: ./x_fuzz FILE...).
+const bool g_verbose = std::getenv("MEDFM_FUZZ_VERBOSE") != nullptr;
+
 void make_temp_dir() {
   if (!::mkdtemp(g_dir)) std::abort();
   std::atexit([] { ::rmdir(g_dir); });
@@ -46,7 +49,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     medfm::Image img = medfm::io::open_image(path);
     if (!img.pixels.defined() || img.pixels.dim() != 4) __builtin_trap();
-  } catch (const medfm::Error&) {
+    if (g_verbose) std::fprintf(stderr, "medfm: ok %s %s\n", img.format.c_str(), c10::str(img.pixels.sizes()).c_str());
+  } catch (const medfm::Error& e) {
+    if (g_verbose) std::fprintf(stderr, "medfm: error: %s\n", e.what());
   }
   ::unlink(path.c_str());
   return 0;

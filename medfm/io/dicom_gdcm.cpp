@@ -26,6 +26,7 @@
 #include "medfm/core/error.h"
 #include "medfm/io/readers.h"
 #include "medfm/io/dicom_internal.h"
+#include "medfm/io/dicom_structure.h"
 #include "medfm/io/series_geometry.h"
 
 namespace medfm::io::detail {
@@ -209,6 +210,7 @@ std::optional<uint64_t> native_pixel_bytes_in_file(const std::string& path, uint
 
 Decoded decode_file(const std::string& path, bool include_phi) {
   quiet_gdcm();
+  check_dicom_structure(path);  // before GDCM parses anything (see dicom_structure.h)
   {
     // Guard GDCM's full read against inputs that trip its internal assertions (abort).
     std::optional<Header> h;
@@ -353,6 +355,7 @@ Decoded decode_file(const std::string& path, bool include_phi) {
 // Header-only read (stops at the pixel data) into a Header; FormatError when unparsable.
 Header read_header_only(const std::string& path, bool include_phi) {
   quiet_gdcm();
+  check_dicom_structure(path, /*up_to_pixel_data=*/true);  // before GDCM parses anything (see dicom_structure.h)
   gdcm::Reader r;
   r.SetFileName(path.c_str());
   bool ok = false;

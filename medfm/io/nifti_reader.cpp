@@ -95,7 +95,7 @@ void check_dims(const std::string& path, int64_t rank, const std::function<int64
 
 // An unknown datatype code is rejected here, before nifti2_io prints its own complaint to stderr.
 void check_datatype(const std::string& path, int16_t datatype, bool nifti) {
-  MEDFM_CHECK_T(FormatError, datatype != DT_UNKNOWN && nifti_datatype_is_valid(datatype, nifti ? 1 : 0),
+  MEDFM_CHECK_T(FormatError, datatype != DT_UNKNOWN && datatype != DT_ALL && nifti_datatype_is_valid(datatype, nifti ? 1 : 0),
                 "nifti: unknown datatype code ", datatype,
                 " in '", path, "'");
 }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 
 #include "medfm/core/error.h"
@@ -119,6 +121,53 @@ TEST(SeriesGeometry, MixedSizesOrientationsAndMissingTagsFail) {
   v[3].has_position = false;
   EXPECT_THROW(plan_series(v, {}, "d"), FormatError);
   EXPECT_THROW(plan_series({}, {}, "d"), FormatError);
+}
+
+// Regressions from series_geometry_fuzz (libFuzzer).
+
+TEST(SeriesGeometry, LoneSliceWithNonFiniteThicknessStaysFinite) {
+  auto v = series(3);
+  for (auto& h : v) h.position = v[0].position, h.slice_thickness = std::numeric_limits<double>::infinity();
+  SeriesRepair r;
+  r.drop_duplicates = true;
+  auto plan = plan_series(v, r, "dir");
+  ASSERT_EQ(plan.slices.size(), 1u);
+  EXPECT_EQ(plan.slice_step, 1.0);
+  for (double x : plan.affine) EXPECT_TRUE(std::isfinite(x));
+}
+
+TEST(SeriesGeometry, GapLargerThanTheSeriesIsNotInterpolated) {
+  // One slice 10^6 steps away: "interpolating" it asked for 10^6 planned slices (a 24 MB plan
+  // and a volume of as many slices); at most as many slices as the series has may be made up.
+  auto v = series(6);
+  auto far = v.back();
+  far.file = "far";
+  far.position = {-110.5, -78.3 - 0.134158 * 7.0 * 1e6, -72.75 + 0.99096 * 7.0 * 1e6};
+  v.push_back(far);
+  SeriesRepair r;
+  r.allow_gaps = true;
+  try {
+    plan_series(v, r, "dir");
+    FAIL();
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("gap too large"), std::string::npos) << e.what();
+  }
+  v = series(6);
+  v.erase(v.begin() + 2, v.begin() + 4);  // 2 missing of 6: still repaired
+  auto plan = plan_series(v, r, "dir");
+  EXPECT_EQ(plan.slices.size(), 6u);
+}
+
+TEST(SeriesGeometry, PositionsOutOfRangeFailInsteadOfOverflowing) {
+  // Finite but huge positions made the slice step and the affine infinite.
+  auto v = series(4);
+  v[0].position = {-1.7e289, -1.7e289, -1.7e289};
+  SeriesRepair r;
+  r.drop_duplicates = r.allow_gaps = r.allow_tilt = true;
+  EXPECT_THROW(plan_series(v, r, "dir", SliceSpacing::FirstPair), FormatError);
+  v = series(4);
+  v[1].position[2] = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_THROW(plan_series(v, r, "dir"), FormatError);
 }
 
 }  // namespace
