@@ -122,6 +122,7 @@ Header read_header_fields(const gdcm::DataSet& ds, const std::string& path, bool
   h.slice.cols = us(0x0028, 0x0011);
   (void)rows, (void)cols;
   h.spp = us(0x0028, 0x0002);
+  h.planar_config = us(0x0028, 0x0006);
   h.bits_allocated = us(0x0028, 0x0100);
   h.bits_stored = us(0x0028, 0x0101);
   h.pixel_rep = us(0x0028, 0x0103);
@@ -206,6 +207,33 @@ std::optional<uint64_t> native_pixel_bytes_in_file(const std::string& path, uint
 }
 
 
+// RLE Lossless (PS3.5 G): one fragment per frame, each a 64-byte header (segment count, then 15
+// offsets) followed by the segments. GDCM's RLE decoder trusts the header (it reads out of bounds
+// on a lying one, found by fuzzing), so the header is checked first.
+void check_rle_fragments(const gdcm::DataElement& pd, const Header& h, int64_t spp, const std::string& path) {
+  const gdcm::SequenceOfFragments* sf = pd.GetSequenceOfFragments();
+  MEDFM_CHECK_T(FormatError, sf, "dicom: RLE pixel data is not encapsulated in '", path, "'");
+  const int64_t frames = h.slice.frames;
+  MEDFM_CHECK_T(FormatError, static_cast<int64_t>(sf->GetNumberOfFragments()) == frames, "dicom: RLE: ",
+                sf->GetNumberOfFragments(), " fragments for ", frames, " frames in '", path, "'");
+  const uint32_t want = static_cast<uint32_t>(spp * ((h.bits_allocated + 7) / 8));
+  for (unsigned i = 0; i < sf->GetNumberOfFragments(); ++i) {
+    const gdcm::ByteValue* bv = sf->GetFragment(i).GetByteValue();
+    const uint64_t len = bv ? static_cast<uint64_t>(bv->GetLength()) : 0;
+    MEDFM_CHECK_T(FormatError, bv && bv->GetPointer() && len >= 64, "dicom: RLE fragment ", i, " shorter than its header in '", path, "'");
+    uint32_t hdr[16];
+    std::memcpy(hdr, bv->GetPointer(), 64);
+    MEDFM_CHECK_T(FormatError, hdr[0] == want, "dicom: RLE fragment ", i, " has ", hdr[0], " segments, ", want,
+                  " expected, in '", path, "'");
+    uint64_t prev = 0;
+    for (uint32_t k = 1; k <= hdr[0]; ++k) {
+      MEDFM_CHECK_T(FormatError, hdr[k] > prev && hdr[k] < len && (k > 1 || hdr[k] == 64), "dicom: RLE fragment ", i,
+                    " has a bad segment offset in '", path, "'");
+      prev = hdr[k];
+    }
+  }
+}
+
 }  // namespace
 
 Decoded decode_file(const std::string& path, bool include_phi) {
@@ -221,7 +249,11 @@ Decoded decode_file(const std::string& path, bool include_phi) {
     MEDFM_CHECK_T(FormatError, !h || !h->frame_pointer_without_count, "dicom: FrameIncrementPointer without NumberOfFrames in '",
                   path, "' (compressed; GDCM cannot decode it)");
   }
-  gdcm::ImageReader reader;
+  // The data set is parsed with gdcm::Reader and the image assembled from its pixel module here:
+  // GDCM's ImageReader would also run its geometry helpers (spacing, origin, direction, z spacing
+  // from positions), whose assertions abort on malformed values medfm reads itself anyway. Palette
+  // colour images still go through ImageReader (its lookup-table code needs the full image).
+  gdcm::Reader reader;
   reader.SetFileName(path.c_str());
   bool ok = false;
   try {
@@ -229,22 +261,65 @@ Decoded decode_file(const std::string& path, bool include_phi) {
   } catch (const std::exception& e) {  // GDCM turns some of its internal assertions into exceptions
     throw FormatError("dicom: GDCM cannot read '" + path + "': " + first_line(e.what()));
   }
-  if (!ok) {
-    const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
-    bool parsed = !ds.IsEmpty();
-    MEDFM_CHECK_T(FormatError, !(parsed && !ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))),
+  const gdcm::DataSet& rds = reader.GetFile().GetDataSet();
+  if (!ok || !rds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))) {
+    bool parsed = !rds.IsEmpty();
+    MEDFM_CHECK_T(FormatError, !(parsed && !rds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))),
                   "dicom: no pixel data (not an image object) in '", path, "'");
     std::string head = read_head(path, 132);
     bool preamble = head.size() >= 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0;
     MEDFM_CHECK_T(FormatError, preamble || parsed, "dicom: '", path, "' is not a DICOM file (no DICM preamble, no data set)");
     throw FormatError("dicom: cannot parse the data set of '" + path + "' (truncated or corrupt)");
   }
-  const gdcm::Image* im = &reader.GetImage();
+  const Header ph = read_header_fields(rds, path, false);
+  gdcm::Image built;
+  gdcm::ImageReader palette_reader;
   gdcm::ImageApplyLookupTable lut;
-  if (im->GetPhotometricInterpretation() == gdcm::PhotometricInterpretation::PALETTE_COLOR) {
-    lut.SetInput(*im);
+  const gdcm::Image* im = &built;
+  const auto pit = gdcm::PhotometricInterpretation::GetPIType(ph.photometric.c_str());
+  if (pit == gdcm::PhotometricInterpretation::PALETTE_COLOR) {
+    palette_reader.SetFileName(path.c_str());
+    bool pok = false;
+    try {
+      pok = palette_reader.Read();
+    } catch (const std::exception& e) {
+      throw FormatError("dicom: GDCM cannot read '" + path + "': " + first_line(e.what()));
+    }
+    MEDFM_CHECK_T(FormatError, pok, "dicom: cannot read the palette colour image '", path, "'");
+    lut.SetInput(palette_reader.GetImage());
     MEDFM_CHECK_T(FormatError, lut.Apply(), "dicom: cannot apply the palette colour lookup table in '", path, "'");
     im = &lut.GetOutput();
+  } else {
+    MEDFM_CHECK_T(FormatError, ph.slice.rows > 0 && ph.slice.cols > 0, "dicom: missing Rows or Columns in '", path, "'");
+    MEDFM_CHECK_T(FormatError, ph.bits_allocated > 0 && ph.bits_stored > 0 && ph.bits_stored <= ph.bits_allocated,
+                  "dicom: missing or inconsistent BitsAllocated / BitsStored in '", path, "'");
+    MEDFM_CHECK_T(FormatError, pit != gdcm::PhotometricInterpretation::UNKNOWN && pit != gdcm::PhotometricInterpretation::PI_END,
+                  "dicom: unknown PhotometricInterpretation '", ph.photometric, "' in '", path, "'");
+    const int64_t spp = ph.spp > 0 ? ph.spp : 1;
+    // What gdcm::PixelFormat and the codecs assert on, checked first.
+    MEDFM_CHECK_T(FormatError, spp == 1 || spp == 3, "dicom: SamplesPerPixel ", spp, " in '", path, "'");
+    MEDFM_CHECK_T(FormatError, ph.bits_allocated == 1 || ph.bits_allocated == 8 || ph.bits_allocated == 16 || ph.bits_allocated == 32 ||
+                                   ph.bits_allocated == 64 || ph.bits_allocated == 12,
+                  "dicom: BitsAllocated ", ph.bits_allocated, " in '", path, "'");
+    MEDFM_CHECK_T(FormatError, ph.pixel_rep == 0 || ph.pixel_rep == 1, "dicom: PixelRepresentation ", ph.pixel_rep, " in '", path, "'");
+    MEDFM_CHECK_T(FormatError, ph.planar_config == 0 || ph.planar_config == 1, "dicom: PlanarConfiguration ", ph.planar_config, " in '", path, "'");
+    MEDFM_CHECK_T(FormatError, ph.slice.frames < (int64_t{1} << 24), "dicom: NumberOfFrames ", ph.slice.frames, " in '", path, "'");
+    if (reader.GetFile().GetHeader().GetDataSetTransferSyntax() == gdcm::TransferSyntax::RLELossless)
+      check_rle_fragments(rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), ph, spp, path);
+    built.SetNumberOfDimensions(ph.slice.frames > 1 ? 3 : 2);
+    built.SetDimension(0, static_cast<unsigned>(ph.slice.cols));
+    built.SetDimension(1, static_cast<unsigned>(ph.slice.rows));
+    if (ph.slice.frames > 1) built.SetDimension(2, static_cast<unsigned>(ph.slice.frames));
+    built.SetPixelFormat(gdcm::PixelFormat(static_cast<unsigned short>(spp), static_cast<unsigned short>(ph.bits_allocated),
+                                           static_cast<unsigned short>(ph.bits_stored),
+                                           static_cast<unsigned short>(ph.bits_stored - 1),
+                                           static_cast<unsigned short>(ph.pixel_rep)));
+    built.SetPhotometricInterpretation(pit);
+    built.SetPlanarConfiguration(spp == 3 ? static_cast<unsigned>(ph.planar_config) : 0u);
+    built.SetTransferSyntax(reader.GetFile().GetHeader().GetDataSetTransferSyntax());
+    built.SetDataElement(rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)));
+    built.SetSlope(ph.rescale_slope);
+    built.SetIntercept(ph.rescale_intercept);
   }
   Decoded d;
   d.header = read_header_fields(reader.GetFile().GetDataSet(), path, include_phi);

@@ -18,7 +18,7 @@ struct Header {
   std::string series_uid, series_number, modality;
   // Pixel module, for the native fast path (binary values are native-endian once GDCM has read them).
   std::string ts_uid, photometric;
-  int64_t bits_allocated = 0, bits_stored = 0, pixel_rep = 0, spp = 1;
+  int64_t bits_allocated = 0, bits_stored = 0, pixel_rep = 0, spp = 1, planar_config = 0;
   double rescale_slope = 1, rescale_intercept = 0;
   bool frame_pointer_without_count = false;  // GDCM 3.0.21's image reader aborts on these
   double spacing_between_slices = 0;
