@@ -234,6 +234,45 @@ void check_rle_fragments(const gdcm::DataElement& pd, const Header& h, int64_t s
   }
 }
 
+// JPEG 2000: GDCM's decoder copies the decoded components into a buffer sized from Rows, Columns
+// and SamplesPerPixel, trusting the codestream to agree (a disagreeing SIZ segment wrote out of
+// bounds under fuzzing). Each fragment holding a codestream start (SOC, SIZ) must agree.
+void check_j2k_fragments(const gdcm::DataElement& pd, const Header& h, int64_t spp, const std::string& path) {
+  const gdcm::SequenceOfFragments* sf = pd.GetSequenceOfFragments();
+  MEDFM_CHECK_T(FormatError, sf && sf->GetNumberOfFragments() > 0, "dicom: JPEG 2000 pixel data without fragments in '", path, "'");
+  auto be16 = [](const unsigned char* p) { return static_cast<uint32_t>(p[0] << 8 | p[1]); };
+  auto be32 = [](const unsigned char* p) {
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+  };
+  int with_soc = 0;
+  for (unsigned i = 0; i < sf->GetNumberOfFragments(); ++i) {
+    const gdcm::ByteValue* bv = sf->GetFragment(i).GetByteValue();
+    if (!bv || !bv->GetPointer()) continue;
+    const auto* b = reinterpret_cast<const unsigned char*>(bv->GetPointer());
+    const size_t len = bv->GetLength(), scan = std::min<size_t>(len, 4096);
+    size_t at = std::string::npos;
+    for (size_t k = 0; k + 4 <= scan; ++k)
+      if (b[k] == 0xFF && b[k + 1] == 0x4F && b[k + 2] == 0xFF && b[k + 3] == 0x51) { at = k; break; }
+    if (at == std::string::npos) continue;
+    ++with_soc;
+    const unsigned char* s = b + at + 4;  // SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz
+    MEDFM_CHECK_T(FormatError, at + 4 + 38 <= len, "dicom: JPEG 2000 SIZ segment truncated in '", path, "'");
+    const uint32_t lsiz = be16(s), w = be32(s + 4) - std::min(be32(s + 4), be32(s + 12)),
+                   hh = be32(s + 8) - std::min(be32(s + 8), be32(s + 16)), c = be16(s + 36);
+    MEDFM_CHECK_T(FormatError, lsiz == 38 + 3 * c && at + 4 + lsiz <= len, "dicom: JPEG 2000 SIZ segment inconsistent in '", path, "'");
+    MEDFM_CHECK_T(FormatError, w == static_cast<uint32_t>(h.slice.cols) && hh == static_cast<uint32_t>(h.slice.rows) &&
+                                   c == static_cast<uint32_t>(spp),
+                  "dicom: JPEG 2000 codestream is ", w, "x", hh, "x", c, " but the header says ", h.slice.cols, "x",
+                  h.slice.rows, "x", spp, " in '", path, "'");
+    for (uint32_t k = 0; k < c; ++k) {
+      const unsigned char* comp = s + 38 + 3 * k;
+      MEDFM_CHECK_T(FormatError, (comp[0] & 0x7F) + 1 <= h.bits_allocated && comp[1] == 1 && comp[2] == 1,
+                    "dicom: JPEG 2000 component ", k, " precision or subsampling disagrees with the header in '", path, "'");
+    }
+  }
+  MEDFM_CHECK_T(FormatError, with_soc > 0, "dicom: no JPEG 2000 codestream in '", path, "'");
+}
+
 }  // namespace
 
 Decoded decode_file(const std::string& path, bool include_phi) {
@@ -306,6 +345,12 @@ Decoded decode_file(const std::string& path, bool include_phi) {
     MEDFM_CHECK_T(FormatError, ph.slice.frames < (int64_t{1} << 24), "dicom: NumberOfFrames ", ph.slice.frames, " in '", path, "'");
     if (reader.GetFile().GetHeader().GetDataSetTransferSyntax() == gdcm::TransferSyntax::RLELossless)
       check_rle_fragments(rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), ph, spp, path);
+    {
+      const auto tsj = reader.GetFile().GetHeader().GetDataSetTransferSyntax();
+      if (tsj == gdcm::TransferSyntax::JPEG2000Lossless || tsj == gdcm::TransferSyntax::JPEG2000 ||
+          tsj == gdcm::TransferSyntax::JPEG2000Part2Lossless || tsj == gdcm::TransferSyntax::JPEG2000Part2)
+        check_j2k_fragments(rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), ph, spp, path);
+    }
     built.SetNumberOfDimensions(ph.slice.frames > 1 ? 3 : 2);
     built.SetDimension(0, static_cast<unsigned>(ph.slice.cols));
     built.SetDimension(1, static_cast<unsigned>(ph.slice.rows));
