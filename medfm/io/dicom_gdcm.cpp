@@ -516,7 +516,7 @@ void fill_common(Image& img, const Decoded& d) {
   img.meta["transfer_syntax"] = d.transfer_syntax;
   img.meta["photometric"] = d.photometric;
   if (!d.header.series_number.empty()) img.meta["series_number"] = d.header.series_number;
-  if (!d.header.window_center.empty() && !d.header.window_width.empty()) {
+  if (!d.header.window_center.empty() && !d.header.window_width.empty() && d.header.window_width[0] > 0) {
     img.meta["window_center"] = std::to_string(d.header.window_center[0]);
     img.meta["window_width"] = std::to_string(d.header.window_width[0]);
   }
