@@ -21,17 +21,25 @@ bool is_image_2d_path(const std::string& path) {
   return ext == "png" || ext == "jpg" || ext == "jpeg" || ext == "tif" || ext == "tiff" || ext == "bmp";
 }
 
-at::Tensor read_image_rgb(const std::string& path) {
-  std::ifstream probe(path, std::ios::binary);
-  MEDFM_CHECK_T(IoError, probe.good(), "image: cannot open '", path, "'");
-  probe.close();
+namespace {
+// The file's own samples (8/16-bit, 1/3/4 channels, BGR order); FormatError naming it otherwise.
+cv::Mat imread_unchanged(const std::string& path) {
   cv::Mat m;
   try {
     m = cv::imread(path, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
   } catch (const cv::Exception& e) {
     throw FormatError("image: cannot decode '" + path + "': " + e.what());
   }
-  MEDFM_CHECK_T(FormatError, !m.empty(), "image: cannot decode '", path, "' (corrupt or unsupported)");
+  MEDFM_CHECK_T(FormatError, !m.empty(), "image: cannot decode '", path, "' (truncated, corrupt or unsupported)");
+  return m;
+}
+}  // namespace
+
+at::Tensor read_image_rgb(const std::string& path) {
+  std::ifstream probe(path, std::ios::binary);
+  MEDFM_CHECK_T(IoError, probe.good(), "image: cannot open '", path, "'");
+  probe.close();
+  cv::Mat m = imread_unchanged(path);
   double scale;
   switch (m.depth()) {
     case CV_8U: scale = 1.0 / 255.0; break;
@@ -77,13 +85,7 @@ bool image2d_can_read(const std::string& path, const std::string& head, bool is_
 Image image2d_read(const std::string& path, const ReadOptions&) {
   std::string fmt = magic_format(read_head(path, 16));
   MEDFM_CHECK_T(FormatError, !fmt.empty(), "image: '", path, "' is not PNG, JPEG, TIFF or BMP");
-  cv::Mat m;
-  try {
-    m = cv::imread(path, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
-  } catch (const cv::Exception& e) {
-    throw FormatError("image: cannot decode '" + path + "': " + e.what());
-  }
-  MEDFM_CHECK_T(FormatError, !m.empty(), "image: cannot decode '", path, "' (truncated, corrupt or unsupported)");
+  cv::Mat m = imread_unchanged(path);
   Image img;
   img.format = fmt;
   at::ScalarType st;
