@@ -135,7 +135,6 @@ Header read_header_fields(const gdcm::DataSet& ds, const std::string& path, bool
   h.slice.frames = frames.size() == 1 && frames[0] >= 1 ? static_cast<int64_t>(frames[0]) : 1;
   // A value GDCM tolerates but that makes the pixel layout ambiguous is an error.
   std::string nf = tag_str(ds, 0x0028, 0x0008);
-  h.frame_pointer_without_count = nf.empty() && ds.FindDataElement(gdcm::Tag(0x0028, 0x0009));
   MEDFM_CHECK_T(FormatError, nf.empty() || (frames.size() == 1 && frames[0] >= 1 && frames[0] == std::floor(frames[0])),
                 "dicom: invalid NumberOfFrames '", nf, "' in '", path, "'");
   auto th = tag_numbers(ds, 0x0018, 0x0050);
@@ -154,58 +153,6 @@ Header read_header_fields(const gdcm::DataSet& ds, const std::string& path, bool
     }
   return h;
 }
-
-// Bytes of the PixelData value present in the file: searches the file's tail backwards for the
-// element header (tag, [VR], value length == vl). nullopt when not found.
-std::optional<uint64_t> native_pixel_bytes_in_file(const std::string& path, uint32_t vl, bool implicit, bool big_endian) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) return std::nullopt;
-  const uint64_t size = static_cast<uint64_t>(f.tellg());
-  const uint64_t hdr_len = implicit ? 8 : 12;
-  // Usual case first: the value ends exactly at the end of the file; read just its header.
-  std::string tail;
-  uint64_t window = hdr_len;
-  if (size >= uint64_t{vl} + hdr_len) {
-    tail.assign(hdr_len, '\0');
-    f.seekg(static_cast<std::streamoff>(size - vl - hdr_len));
-    f.read(tail.data(), static_cast<std::streamsize>(hdr_len));
-    if (!f) return std::nullopt;
-  }
-  auto u16 = [&](uint16_t v) { return big_endian ? static_cast<uint16_t>((v >> 8) | (v << 8)) : v; };
-  auto u32 = [&](uint32_t v) { return big_endian ? __builtin_bswap32(v) : v; };
-  const uint16_t g = u16(0x7fe0), e = u16(0x0010);
-  const uint64_t hdr = hdr_len;
-  auto match = [&](int64_t i) {
-    const char* p = tail.data() + i;
-    uint16_t tg, te;
-    std::memcpy(&tg, p, 2);
-    std::memcpy(&te, p + 2, 2);
-    if (tg != g || te != e) return false;
-    uint32_t len;
-    if (implicit) {
-      std::memcpy(&len, p + 4, 4);
-    } else {
-      if (!((p[4] == 'O' && (p[5] == 'W' || p[5] == 'B')) && p[6] == 0 && p[7] == 0)) return false;
-      std::memcpy(&len, p + 8, 4);
-    }
-    return u32(len) == vl;
-  };
-  if (!tail.empty() && match(0)) return uint64_t{vl};
-  // Otherwise search the tail (value cut short, or trailing elements such as padding).
-  window = std::min<uint64_t>(size, uint64_t{vl} + 12 + (uint64_t{8} << 20));
-  tail.assign(window, '\0');
-  f.clear();
-  f.seekg(static_cast<std::streamoff>(size - window));
-  f.read(tail.data(), static_cast<std::streamsize>(window));
-  if (!f) return std::nullopt;
-  for (int64_t i = static_cast<int64_t>(window) - static_cast<int64_t>(hdr); i >= 0; --i) {
-    if (!match(i)) continue;
-    const uint64_t value_start = size - window + static_cast<uint64_t>(i) + hdr;
-    return size > value_start ? size - value_start : 0;
-  }
-  return std::nullopt;
-}
-
 
 // RLE Lossless (PS3.5 G): one fragment per frame, each a 64-byte header (segment count, then 15
 // offsets) followed by the segments. GDCM's RLE decoder trusts the header (it reads out of bounds
@@ -278,16 +225,6 @@ void check_j2k_fragments(const gdcm::DataElement& pd, const Header& h, int64_t s
 Decoded decode_file(const std::string& path, bool include_phi) {
   quiet_gdcm();
   check_dicom_structure(path);  // before GDCM parses anything (see dicom_structure.h)
-  {
-    // Guard GDCM's full read against inputs that trip its internal assertions (abort).
-    std::optional<Header> h;
-    try {
-      h = read_header_only(path, false);
-    } catch (const FormatError&) {  // unparsable header: the full read below reports it
-    }
-    MEDFM_CHECK_T(FormatError, !h || !h->frame_pointer_without_count, "dicom: FrameIncrementPointer without NumberOfFrames in '",
-                  path, "' (compressed; GDCM cannot decode it)");
-  }
   // The data set is parsed with gdcm::Reader and the image assembled from its pixel module here:
   // GDCM's ImageReader would also run its geometry helpers (spacing, origin, direction, z spacing
   // from positions), whose assertions abort on malformed values medfm reads itself anyway. Palette
@@ -310,7 +247,7 @@ Decoded decode_file(const std::string& path, bool include_phi) {
     MEDFM_CHECK_T(FormatError, preamble || parsed, "dicom: '", path, "' is not a DICOM file (no DICM preamble, no data set)");
     throw FormatError("dicom: cannot parse the data set of '" + path + "' (truncated or corrupt)");
   }
-  const Header ph = read_header_fields(rds, path, false);
+  const Header ph = read_header_fields(rds, path, include_phi);
   gdcm::Image built;
   gdcm::ImageReader palette_reader;
   gdcm::ImageApplyLookupTable lut;
@@ -367,7 +304,7 @@ Decoded decode_file(const std::string& path, bool include_phi) {
     built.SetIntercept(ph.rescale_intercept);
   }
   Decoded d;
-  d.header = read_header_fields(reader.GetFile().GetDataSet(), path, include_phi);
+  d.header = ph;
   d.transfer_syntax = gdcm::TransferSyntax::GetTSString(im->GetTransferSyntax());
   const gdcm::PixelFormat& pf = im->GetPixelFormat();
   const unsigned nd = im->GetNumberOfDimensions();
@@ -389,8 +326,8 @@ Decoded decode_file(const std::string& path, bool include_phi) {
     const auto& ts = im->GetTransferSyntax();
     if (bv && ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian) {
       const uint32_t vl = static_cast<uint32_t>(ds.GetDataElement(pd).GetVL());
-      if (auto in_file = native_pixel_bytes_in_file(path, vl, ts.IsImplicit(), ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
-        have = std::min(have, *in_file);
+      if (auto v = find_pixel_value(path, vl, ts.IsImplicit(), ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
+        have = std::min(have, v->available);
     }
     MEDFM_CHECK_T(FormatError, have >= need, "dicom: truncated pixel data in '", path, "': ", have, " bytes, ",
                   nx, "x", ny, "x", nf, " frames need ", need);

@@ -20,7 +20,6 @@ struct Header {
   std::string ts_uid, photometric;
   int64_t bits_allocated = 0, bits_stored = 0, pixel_rep = 0, spp = 1, planar_config = 0;
   double rescale_slope = 1, rescale_intercept = 0;
-  bool frame_pointer_without_count = false;  // GDCM 3.0.21's image reader aborts on these
   double spacing_between_slices = 0;
   std::vector<double> window_center, window_width;
   std::map<std::string, std::string> phi;
@@ -40,6 +39,18 @@ Decoded decode_file(const std::string& path, bool include_phi);
 
 // Native fast path (dicom_native.cpp), see there. nullopt: not the simple case, use GDCM.
 bool native_eligible(const Header& h);
+// Tensor type of the stored samples (unsigned 16/32-bit widen: LibTorch 1.13 has no such types) and
+// the Decoded fields that follow from the header alone (no pixels).
+at::ScalarType native_stored_type(const Header& h);
+Decoded native_metadata(const Header& h);
+// The PixelData value of a native (uncompressed, not deflated) file: the element header with value
+// length `vl` found in the file's tail, its bytes in a per-thread buffer (valid until the next call
+// on this thread) and how many the file really holds (fewer when truncated). nullopt: not found.
+struct PixelValue {
+  const char* data;
+  uint64_t available;
+};
+std::optional<PixelValue> find_pixel_value(const std::string& path, uint64_t vl, bool implicit, bool big_endian);
 std::optional<Decoded> decode_native_fast(const std::string& path, const Header& h);
 // Decodes one single-frame file straight into dst [1, Y, X] (its type: the stored type widened, or
 // float32 when rescale), applying MONOCHROME1 inversion and, when rescale, slope / intercept.

@@ -20,13 +20,11 @@ bool ts_native(const std::string& ts) {
   return ts == "1.2.840.10008.1.2.1" || ts == "1.2.840.10008.1.2" || ts == "1.2.840.10008.1.2.2";
 }
 
-// Pointer to the pixel samples of `path` inside a per-thread buffer (valid until the next call on
-// this thread), or nullptr when the PixelData element with the expected length is not found.
-const char* locate_samples(const std::string& path, const Header& h, uint64_t need) {
-  const bool implicit = h.ts_uid == "1.2.840.10008.1.2", big = h.ts_uid == "1.2.840.10008.1.2.2";
-  const uint64_t vl = need + (need & 1);
+}  // namespace
+
+std::optional<PixelValue> find_pixel_value(const std::string& path, uint64_t vl, bool implicit, bool big_endian) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) return nullptr;
+  if (!f) return std::nullopt;
   const uint64_t size = static_cast<uint64_t>(f.tellg());
   // The value normally ends the file (or little follows it): read the tail holding it plus 64 KiB;
   // the whole file when the element header is not there (e.g. trailing padding).
@@ -41,33 +39,42 @@ const char* locate_samples(const std::string& path, const Header& h, uint64_t ne
   };
   // Element header: tag (7FE0,0010), [VR OW/OB + 2 reserved], value length == vl (an icon's differs).
   std::string pat;
-  auto put = [&](uint32_t v, int n) {
-    for (int k = 0; k < n; ++k) pat += char((v >> (big ? 8 * (n - 1 - k) : 8 * k)) & 0xFF);
+  auto put = [&](uint64_t v, int n) {
+    for (int k = 0; k < n; ++k) pat += char((v >> (big_endian ? 8 * (n - 1 - k) : 8 * k)) & 0xFF);
   };
   auto find = [&]() -> size_t {
     for (const char* vr : {"OW", "OB"}) {
       pat.clear();
       put(0x7fe0, 2), put(0x0010, 2);
       if (!implicit) pat += vr, pat += std::string(2, '\0');
-      put(static_cast<uint32_t>(vl), 4);
+      put(vl, 4);
       size_t at = buf.find(pat);
       if (at != std::string::npos || implicit) return at;
     }
     return std::string::npos;
   };
-  if (!load(base)) return nullptr;
+  if (!load(base)) return std::nullopt;
   size_t at = find();
   if (at == std::string::npos && base > 0) {
     base = 0;
-    if (!load(0)) return nullptr;
+    if (!load(0)) return std::nullopt;
     at = find();
   }
-  if (at == std::string::npos) return nullptr;
+  if (at == std::string::npos) return std::nullopt;
   const uint64_t start = base + at + pat.size();
-  MEDFM_CHECK_T(FormatError, size >= start && size - start >= need, "dicom: truncated pixel data in '", path, "': ",
-                size - std::min(size, start), " bytes, ", h.slice.cols, "x", h.slice.rows, "x", h.slice.frames,
-                " frames need ", need);
-  return buf.data() + (start - base);
+  return PixelValue{buf.data() + (start - base), size > start ? size - start : 0};
+}
+
+namespace {
+
+// Pointer to the pixel samples of `path` (see find_pixel_value), nullptr when the PixelData
+// element with the expected length is not found; FormatError when the file holds fewer bytes.
+const char* locate_samples(const std::string& path, const Header& h, uint64_t need) {
+  const auto v = find_pixel_value(path, need + (need & 1), h.ts_uid == "1.2.840.10008.1.2", h.ts_uid == "1.2.840.10008.1.2.2");
+  if (!v) return nullptr;
+  MEDFM_CHECK_T(FormatError, v->available >= need, "dicom: truncated pixel data in '", path, "': ", v->available,
+                " bytes, ", h.slice.cols, "x", h.slice.rows, "x", h.slice.frames, " frames need ", need);
+  return v->data;
 }
 
 // One pass: byte order, bits-above-BitsStored check, MONOCHROME1 inversion, rescale, store.
@@ -129,8 +136,10 @@ bool convert_any(const char* src, int64_t n, const Header& h, bool rescale, at::
   }
 }
 
+}  // namespace
+
 // Tensor type of the stored samples (unsigned 16/32-bit widen: LibTorch 1.13 has no such types).
-at::ScalarType stored_type(const Header& h) {
+at::ScalarType native_stored_type(const Header& h) {
   switch (h.bits_allocated * 2 + h.pixel_rep) {
     case 16: return at::kByte;
     case 17: return at::kChar;
@@ -141,7 +150,16 @@ at::ScalarType stored_type(const Header& h) {
   }
 }
 
-}  // namespace
+Decoded native_metadata(const Header& h) {
+  Decoded d;
+  d.header = h;
+  d.transfer_syntax = h.ts_uid;
+  d.photometric = h.photometric;
+  d.stored_dtype = std::string(h.pixel_rep ? "int" : "uint") + std::to_string(h.bits_allocated);
+  d.slope = h.rescale_slope;
+  d.intercept = h.rescale_intercept;
+  return d;
+}
 
 bool native_eligible(const Header& h) {
   if (!ts_native(h.ts_uid)) return false;
@@ -159,16 +177,10 @@ std::optional<Decoded> decode_native_fast(const std::string& path, const Header&
   const int64_t nx = h.slice.cols, ny = h.slice.rows, nf = h.slice.frames, n = nx * ny * nf;
   const char* src = locate_samples(path, h, static_cast<uint64_t>(n * (h.bits_allocated / 8)));
   if (!src) return std::nullopt;
-  at::Tensor px = torch::empty({1, nf, ny, nx}, stored_type(h));
+  at::Tensor px = torch::empty({1, nf, ny, nx}, native_stored_type(h));
   if (!convert_any(src, n, h, false, px)) return std::nullopt;
-  Decoded d;
-  d.header = h;
-  d.transfer_syntax = h.ts_uid;
-  d.photometric = h.photometric;
-  d.stored_dtype = std::string(h.pixel_rep ? "int" : "uint") + std::to_string(h.bits_allocated);
+  Decoded d = native_metadata(h);
   d.pixels = px;
-  d.slope = h.rescale_slope;
-  d.intercept = h.rescale_intercept;
   return d;
 }
 

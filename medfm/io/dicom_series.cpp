@@ -125,22 +125,19 @@ Image dicom_series_read(const std::string& dir, const ReadOptions& opts) {
     trivial = trivial && h.rescale_slope == 1 && h.rescale_intercept == 0;
   }
   if (direct) {
-    auto fast0 = decode_native_fast(files[idx[plan.slices[0].a]], h0);  // type, metadata and a first check
-    if (fast0) {
-      const auto dtype = trivial ? fast0->pixels.scalar_type() : at::kFloat;
-      at::Tensor vol = torch::empty({1, static_cast<int64_t>(plan.slices.size()), h0.slice.rows, h0.slice.cols}, dtype);
-      parallel_files(plan.slices.size(), [&](size_t k) {
-        const size_t i = plan.slices[k].a;
-        at::Tensor dst = vol.select(1, static_cast<int64_t>(k));
-        if (decode_native_into(files[idx[i]], headers[idx[i]], !trivial, dst)) return;
-        Decoded d = decode_file(files[idx[i]], false);  // not the simple case after all: GDCM
-        MEDFM_CHECK_T(FormatError, d.pixels.numel() == dst.numel(), "dicom: mixed pixel layouts in series (", files[idx[i]], ")");
-        dst.copy_(trivial ? d.pixels.select(1, 0) : rescaled(d.pixels.select(1, 0), d.slope, d.intercept));
-      });
-      Image img;
-      fill_common(img, *fast0);
-      return finish(img, vol);
-    }
+    const auto dtype = trivial ? native_stored_type(h0) : at::kFloat;
+    at::Tensor vol = torch::empty({1, static_cast<int64_t>(plan.slices.size()), h0.slice.rows, h0.slice.cols}, dtype);
+    parallel_files(plan.slices.size(), [&](size_t k) {
+      const size_t i = plan.slices[k].a;
+      at::Tensor dst = vol.select(1, static_cast<int64_t>(k));
+      if (decode_native_into(files[idx[i]], headers[idx[i]], !trivial, dst)) return;
+      Decoded d = decode_file(files[idx[i]], false);  // not the simple case after all: GDCM
+      MEDFM_CHECK_T(FormatError, d.pixels.numel() == dst.numel(), "dicom: mixed pixel layouts in series (", files[idx[i]], ")");
+      dst.copy_(trivial ? d.pixels.select(1, 0) : rescaled(d.pixels.select(1, 0), d.slope, d.intercept));
+    });
+    Image img;
+    fill_common(img, native_metadata(h0));
+    return finish(img, vol);
   }
 
   // General pass: decode the slices the plan uses (any transfer syntax), then assemble.
