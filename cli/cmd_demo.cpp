@@ -11,12 +11,13 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/model_setup.h"
 #include "medfm/core/error.h"
 #include "medfm/core/runtime.h"
 #include "medfm/data/transforms.h"
-#include "medfm/extract/embed_images.h"
-#include "medfm/io/image2d.h"
+#include "medfm/core/config.h"
+#include "medfm/data/model_input.h"
+#include "medfm/extract/embed.h"
+#include "medfm/io/formats.h"
 
 namespace medfm::cli {
 namespace {
@@ -28,10 +29,11 @@ std::string default_data_dir() {
 }
 
 // batch_size random crops (input_size, normalised) of the given images, cycling through them.
-torch::Tensor crop_batch(const extract::ImageList& images, const PreprocessSpec& pre, int batch_size) {
+torch::Tensor crop_batch(const extract::InputList& images, const PreprocessSpec& pre, int batch_size) {
   std::vector<torch::Tensor> imgs;
   for (const auto& p : images.paths) {
-    auto img = io::read_image_rgb(p);
+    Image file = io::open_image(p);
+    auto img = data::display_to_rgb01(file.pixels, file.stored_dtype);
     if (std::min(img.size(1), img.size(2)) < pre.input_size)
       img = data::resize_shorter(img, pre.input_size, pre.interpolation);
     imgs.push_back(img);
@@ -52,37 +54,41 @@ torch::Tensor crop_batch(const extract::ImageList& images, const PreprocessSpec&
 void add_demo_command(CLI::App& app, int* rc) {
   struct State {
     RuntimeOptions rt;
-    ModelOptions model;
+    std::unique_ptr<KeyFlags> keys;
+    models::ModelSpec model;
     std::string data, out = "demo.h5";
     int batch_size = 32, repeats = 3;
   };
   auto s = std::make_shared<State>();
   auto* cmd = app.add_subcommand("demo", "embed the real sample images and measure backbone throughput");
-  add_runtime_options(*cmd, s->rt, true);
-  add_model_options(*cmd, s->model);
+  s->keys = std::make_unique<KeyFlags>(*cmd);
+  add_runtime_options(*cmd, *s->keys, s->rt, true);
+  add_model_flags(*s->keys);
   cmd->add_option("--data", s->data, "folder of sample images (default: $MEDFM_DATA/images or ~/.cache/medfm/data/images)");
   cmd->add_option("--out", s->out, "output HDF5 file");
   cmd->add_option("--batch-size", s->batch_size, "batch size of the throughput run");
   cmd->add_option("--repeats", s->repeats, "timed forward passes");
-  cmd->callback([s, cmd, rc] {
+  cmd->callback([s, rc] {
     *rc = guarded([&] {
       Config cfg;
       bind_runtime(cfg, s->rt);
-      bind_model(cfg, s->model);
-      const State typed = *s;
-      resolve_config(*cmd, cfg, s->rt, [&] { reapply_model_flags(*cmd, s->model, typed.model); });
+      s->model.bind(cfg);
+      resolve_config(cfg, s->rt, *s->keys);
       if (s->data.empty()) s->data = default_data_dir();
-      auto images = extract::list_images(s->data);
-      auto model = prepare_model(s->model);
+      auto images = extract::list_inputs(s->data);
+      auto model = models::load_backbone(s->model);
+      if (!model.warning.empty()) spdlog::warn("{}", model.warning);
       extract::EmbedOptions opts;
       opts.out_path = s->out;
       opts.device = parse_device(s->rt.device);
       opts.attrs = run_attrs(cfg);
       opts.attrs.insert(model.provenance.begin(), model.provenance.end());
       opts.attrs["input"] = s->data;
+      extract::SampleOptions so;
+      so.preprocess = model.preprocess;
       ProgressBar bar("demo", "img");
-      auto stats = extract::embed_images(*model.backbone, images, model.preprocess, opts,
-                                         [&](int64_t d, int64_t t) { bar.update(d, t); });
+      auto stats = extract::embed_source(*model.backbone, *extract::make_file_source(images, so), opts,
+                                         [&](int64_t d, int64_t t, int64_t) { bar.update(d, t); });
       bar.finish();
 
       // Throughput: batches of crops of the same real images, timed after one warm-up pass.
@@ -100,7 +106,7 @@ void add_demo_command(CLI::App& app, int* rc) {
       std::sort(rates.begin(), rates.end());
       const double rate = rates[rates.size() / 2];
       if (s->rt.json) {
-        std::cout << nlohmann::json{{"out", s->out},         {"n_images", stats.n_images},
+        std::cout << nlohmann::json{{"out", s->out},         {"n_images", stats.n_samples},
                                     {"dim", stats.dim},      {"model", model.provenance["model"]},
                                     {"weights", model.provenance["weights"]},
                                     {"threads", torch::get_num_threads()},
@@ -109,8 +115,8 @@ void add_demo_command(CLI::App& app, int* rc) {
                   << "\n";
       } else {
         std::cout << "model      " << model.backbone->describe() << " (" << model.provenance["weights"] << ")\n"
-                  << "images     " << stats.n_images << " from " << s->data << "\n"
-                  << "features   [" << stats.n_images << ", " << stats.dim << "] float32 -> " << s->out << "\n"
+                  << "images     " << stats.n_samples << " from " << s->data << "\n"
+                  << "features   [" << stats.n_samples << ", " << stats.dim << "] float32 -> " << s->out << "\n"
                   << "throughput " << rate << " img/s (batch " << s->batch_size << ", " << model.preprocess.input_size
                   << " px, " << torch::get_num_threads() << " threads, " << s->rt.device << ", median of "
                   << rates.size() << ")\n";

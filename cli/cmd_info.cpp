@@ -100,6 +100,7 @@ void print_human(const nlohmann::json& j, std::ostream& os) {
 void add_info_command(CLI::App& app, int* rc) {
   struct State {
     RuntimeOptions rt;
+    std::unique_ptr<KeyFlags> keys;
     std::vector<std::string> paths;
     ReadFlags flags;
     bool stats = false, show_phi = false;
@@ -108,7 +109,8 @@ void add_info_command(CLI::App& app, int* rc) {
   auto s = std::make_shared<State>();
   auto* cmd = app.add_subcommand("info", "describe images, volumes, DICOM directories and slides");
   cmd->add_option("paths", s->paths, "files or DICOM directories")->required();
-  add_runtime_options(*cmd, s->rt, true);
+  s->keys = std::make_unique<KeyFlags>(*cmd);
+  add_runtime_options(*cmd, *s->keys, s->rt, true);
   add_read_flags(*cmd, s->flags);
   cmd->add_flag("--stats", s->stats, "also min / max / mean / std of the pixel values (after rescale)");
   cmd->add_option("--reorient", s->reorient, "volumes: permute / flip voxel axes to this orientation first (e.g. RAS)");
@@ -117,7 +119,7 @@ void add_info_command(CLI::App& app, int* rc) {
     *rc = guarded([&] {
       Config cfg;
       bind_runtime(cfg, s->rt);
-      resolve_config(*cmd, cfg, s->rt, nullptr);
+      resolve_config(cfg, s->rt, *s->keys);
       auto ro = read_options(s->flags, s->show_phi);
       io::DescribeOptions dopts{s->stats, s->show_phi};
       std::vector<nlohmann::json> out;
@@ -150,6 +152,7 @@ void add_info_command(CLI::App& app, int* rc) {
 void add_region_command(CLI::App& app, int* rc) {
   struct State {
     RuntimeOptions rt;
+    std::unique_ptr<KeyFlags> keys;
     std::string slide, out;
     ReadFlags flags;
     int level = 0;
@@ -164,13 +167,14 @@ void add_region_command(CLI::App& app, int* rc) {
   cmd->add_option("--width", s->w, "width at the chosen level");
   cmd->add_option("--height", s->h, "height at the chosen level");
   cmd->add_option("--out", s->out, "output PNG")->required();
-  add_runtime_options(*cmd, s->rt, false);
+  s->keys = std::make_unique<KeyFlags>(*cmd);
+  add_runtime_options(*cmd, *s->keys, s->rt, false);
   add_read_flags(*cmd, s->flags);
   cmd->callback([s, cmd, rc] {
     *rc = guarded([&] {
       Config cfg;
       bind_runtime(cfg, s->rt);
-      resolve_config(*cmd, cfg, s->rt, nullptr);
+      resolve_config(cfg, s->rt, *s->keys);
       auto slide = io::open_slide(s->slide, read_options(s->flags, false));
       io::write_png(s->out, slide->read_region(s->x, s->y, s->level, s->w, s->h));
       return 0;

@@ -14,13 +14,41 @@
 
 namespace medfm::cli {
 
-void add_runtime_options(CLI::App& app, RuntimeOptions& rt, bool with_json) {
-  app.add_option("--threads", rt.threads, "CPU threads for LibTorch (0 = all cores)");
-  app.add_option("--device", rt.device, "cpu, cuda or cuda:N");
-  app.add_option("--log-level", rt.log_level, "trace, debug, info, warn, error, off");
+void KeyFlags::option(const std::string& flag, const std::string& key, const std::string& help) {
+  Entry e{flag, key, false, std::make_shared<std::string>(), nullptr};
+  app_.add_option(flag, *e.text, help + " (config key " + key + ")");
+  entries_.push_back(std::move(e));
+}
+
+void KeyFlags::flag(const std::string& flag, const std::string& key, const std::string& help) {
+  Entry e{flag, key, true, nullptr, std::make_shared<bool>(false)};
+  app_.add_flag(flag, *e.on, help + " (config key " + key + ")");
+  entries_.push_back(std::move(e));
+}
+
+void KeyFlags::apply(Config& cfg) const {
+  for (const auto& e : entries_) {
+    if (app_.count(e.flag) == 0) continue;
+    cfg.apply_value(e.key, e.boolean ? "true" : *e.text, e.flag);
+  }
+}
+
+void add_runtime_options(CLI::App& app, KeyFlags& flags, RuntimeOptions& rt, bool with_json) {
+  flags.option("--threads", "runtime.threads", "CPU threads for LibTorch (0 = all cores)");
+  flags.option("--device", "runtime.device", "cpu, cuda or cuda:N");
+  flags.option("--log-level", "runtime.log_level", "trace, debug, info, warn, error, off");
   app.add_option("--config", rt.config_file, "TOML file overriding the defaults");
   app.add_option("--set", rt.sets, "override one config key: --set a.b=value (repeatable)");
   if (with_json) app.add_flag("--json", rt.json, "machine-readable output on stdout");
+}
+
+void add_model_flags(KeyFlags& flags) {
+  flags.option("--model", "model.name", "registry model name (see `medfm models`)");
+  flags.option("--weights", "model.weights", "weights (.safetensors: timm, HF, DINOv2 or torchvision layout)");
+  flags.option("--torchscript", "model.torchscript", "use a TorchScript module as the backbone instead");
+  flags.option("--layout", "model.layout", "weights layout: auto, timm, dinov2, hf_dinov2, hf_vit, torchvision");
+  flags.flag("--allow-partial", "model.allow_partial", "accept a checkpoint with missing/unexpected keys");
+  flags.option("--seed", "model.seed", "seed for random initialisation when no weights are given");
 }
 
 void bind_runtime(Config& cfg, RuntimeOptions& rt) {
@@ -29,20 +57,10 @@ void bind_runtime(Config& cfg, RuntimeOptions& rt) {
   cfg.bind("runtime.log_level", rt.log_level, "log level");
 }
 
-void resolve_config(CLI::App& app, Config& cfg, RuntimeOptions& rt, const std::function<void()>& reapply_flags) {
-  // CLI11 has already written flag values into the structs; keep them, load the file and the
-  // --set overrides, then put back the flags the user typed.
-  const std::string file = rt.config_file;
-  const std::vector<std::string> sets = rt.sets;
-  const RuntimeOptions typed = rt;
-  if (!file.empty() || !sets.empty()) {
-    if (!file.empty()) cfg.apply_file(file);
-    for (const auto& s : sets) cfg.apply_set(s);
-    if (app.count("--threads")) rt.threads = typed.threads;
-    if (app.count("--device")) rt.device = typed.device;
-    if (app.count("--log-level")) rt.log_level = typed.log_level;
-    if (reapply_flags) reapply_flags();
-  }
+void resolve_config(Config& cfg, RuntimeOptions& rt, const KeyFlags& flags) {
+  if (!rt.config_file.empty()) cfg.apply_file(rt.config_file);
+  for (const auto& s : rt.sets) cfg.apply_set(s);
+  flags.apply(cfg);
   auto logger = spdlog::stderr_color_mt("medfm");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,30 @@
 
 namespace medfm::cli {
 
-// Options every subcommand accepts; bound into the Config under "runtime.*".
+// Command-line flags that are sugar for config keys: each given flag's text is applied to its key
+// after the config file and the --set overrides, so the precedence (defaults < --config < --set <
+// flags) lives here once. Flag values are kept as text and read by the key's type.
+class KeyFlags {
+ public:
+  explicit KeyFlags(CLI::App& app) : app_(app) {}
+  // --flag VALUE -> key
+  void option(const std::string& flag, const std::string& key, const std::string& help);
+  // --flag (no value) -> key = true
+  void flag(const std::string& flag, const std::string& key, const std::string& help);
+  void apply(Config& cfg) const;
+
+ private:
+  struct Entry {
+    std::string flag, key;
+    bool boolean;
+    std::shared_ptr<std::string> text;
+    std::shared_ptr<bool> on;
+  };
+  CLI::App& app_;
+  std::vector<Entry> entries_;
+};
+
+// Options every subcommand accepts; runtime.* keys plus --config, --set (and --json).
 struct RuntimeOptions {
   int threads = 0;             // 0: all cores
   std::string device = "cpu";  // cpu | cuda | cuda:N
@@ -22,12 +46,16 @@ struct RuntimeOptions {
   std::vector<std::string> sets;
 };
 
-// Adds --threads --device --log-level --config --set (and --json when with_json) to a subcommand.
-void add_runtime_options(CLI::App& app, RuntimeOptions& rt, bool with_json);
+// Adds --threads --device --log-level (as key flags) and --config --set (and --json when with_json).
+void add_runtime_options(CLI::App& app, KeyFlags& flags, RuntimeOptions& rt, bool with_json);
 void bind_runtime(Config& cfg, RuntimeOptions& rt);
-// Applies --config then each --set, then re-applies flags given explicitly on the command line
-// (flags beat the config file). Sets up logging and threads.
-void resolve_config(CLI::App& app, Config& cfg, RuntimeOptions& rt, const std::function<void()>& reapply_flags);
+// --model --weights --torchscript --layout --allow-partial --seed: sugar for model.* keys
+// (models::ModelSpec::bind).
+void add_model_flags(KeyFlags& flags);
+
+// Applies --config, then each --set, then the key flags given on the command line; then sets up
+// logging and threads.
+void resolve_config(Config& cfg, RuntimeOptions& rt, const KeyFlags& flags);
 
 // Progress on stderr: "label  [=====>    ] 120/500  23.4 img/s  ETA 0:16". Redraws at most 10x/s;
 // prints plain lines when stderr is not a terminal.

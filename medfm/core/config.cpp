@@ -112,6 +112,62 @@ void Config::bind(const std::string& key, std::vector<double>& field, std::strin
   };
 }
 
+void Config::bind(const std::string& key, int64_t& field, std::string help) {
+  auto& f = add(key);
+  f.type = "int";
+  f.help = std::move(help);
+  f.set = [&field, key](const void* n, const std::string& origin) {
+    if (!as_node(n).is_integer()) type_error(key, "an integer", origin);
+    field = *as_node(n).value<int64_t>();
+  };
+  f.get = [&field] { return std::to_string(field); };
+}
+
+namespace {
+template <typename T>
+std::string array_text(const std::vector<T>& v) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << toml::value<T>(v[i]);
+  os << "]";
+  return os.str();
+}
+}  // namespace
+
+void Config::bind(const std::string& key, std::vector<int64_t>& field, std::string help) {
+  auto& f = add(key);
+  f.type = "int[]";
+  f.help = std::move(help);
+  f.set = [&field, key](const void* n, const std::string& origin) {
+    const auto* arr = as_node(n).as_array();
+    if (!arr) type_error(key, "an array of integers", origin);
+    std::vector<int64_t> out;
+    for (const auto& e : *arr) {
+      if (!e.is_integer()) type_error(key, "an array of integers", origin);
+      out.push_back(*e.value<int64_t>());
+    }
+    field = std::move(out);
+  };
+  f.get = [&field] { return array_text(field); };
+}
+
+void Config::bind(const std::string& key, std::vector<std::string>& field, std::string help) {
+  auto& f = add(key);
+  f.type = "string[]";
+  f.help = std::move(help);
+  f.set = [&field, key](const void* n, const std::string& origin) {
+    const auto* arr = as_node(n).as_array();
+    if (!arr) type_error(key, "an array of strings", origin);
+    std::vector<std::string> out;
+    for (const auto& e : *arr) {
+      if (!e.is_string()) type_error(key, "an array of strings", origin);
+      out.push_back(*e.value<std::string>());
+    }
+    field = std::move(out);
+  };
+  f.get = [&field] { return array_text(field); };
+}
+
 void Config::apply_toml(const std::string& text, const std::string& origin) {
   toml::table tbl;
   try {
@@ -146,6 +202,11 @@ void Config::apply_set(const std::string& assignment) {
   std::string value = assignment.substr(eq + 1);
   auto it = fields_.find(key);
   MEDFM_CHECK_T(ConfigError, it != fields_.end(), "config: unknown key '", key, "' in --set");
+  const std::string& type = it->second.type;
+  if (type.size() > 2 && type.compare(type.size() - 2, 2, "[]") == 0) {
+    apply_value(key, value, "--set " + key);  // a TOML array or comma-separated items
+    return;
+  }
   toml::table tbl;
   try {
     tbl = toml::parse("v = " + value);
@@ -155,6 +216,54 @@ void Config::apply_set(const std::string& assignment) {
   if (it->second.type == "string" && !tbl["v"].is_string()) tbl = toml::table{{"v", value}};
   it->second.set(tbl.get("v"), "--set " + key);
 }
+
+void Config::apply_value(const std::string& key, const std::string& raw, const std::string& origin) {
+  auto it = fields_.find(key);
+  MEDFM_ASSERT(it != fields_.end(), "no config key ", key);
+  const std::string& type = it->second.type;
+  toml::table tbl;
+  if (type == "string") {
+    tbl = toml::table{{"v", raw}};
+  } else if (type == "string[]" || type == "float[]" || type == "int[]") {
+    // A TOML array as is; otherwise comma-separated items (strings taken verbatim).
+    bool parsed = false;
+    if (!raw.empty() && raw.front() == '[') {
+      try {
+        tbl = toml::parse("v = " + raw);
+        parsed = true;
+      } catch (const toml::parse_error&) {
+      }
+    }
+    if (!parsed) {
+      toml::array arr;
+      std::stringstream ss(raw);
+      for (std::string item; std::getline(ss, item, ',');) {
+        if (type == "string[]") {
+          arr.push_back(item);
+          continue;
+        }
+        try {
+          auto t = toml::parse("v = " + item);
+          if (t["v"].is_integer()) arr.push_back(*t["v"].value<int64_t>());
+          else if (t["v"].is_floating_point()) arr.push_back(*t["v"].value<double>());
+          else arr.push_back(item);
+        } catch (const toml::parse_error&) {
+          arr.push_back(item);
+        }
+      }
+      tbl = toml::table{{"v", arr}};
+    }
+  } else {
+    try {
+      tbl = toml::parse("v = " + raw);
+    } catch (const toml::parse_error&) {
+      tbl = toml::table{{"v", raw}};  // reported as a type error below
+    }
+  }
+  it->second.set(tbl.get("v"), origin);
+}
+
+bool Config::has(const std::string& key) const { return fields_.count(key) > 0; }
 
 std::string Config::to_toml() const {
   // Group by table prefix so the output is valid, readable TOML.

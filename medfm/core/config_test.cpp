@@ -76,5 +76,59 @@ TEST(Config, ResolvedTomlRoundTrips) {
   EXPECT_EQ(b.mean, a.mean);
 }
 
+TEST(Config, TrainerTypesInt64AndLists) {
+  int64_t steps = 10;
+  std::vector<int64_t> milestones;
+  std::vector<std::string> names{"a"};
+  Config c;
+  c.bind("train.max_steps", steps);
+  c.bind("train.milestones", milestones);
+  c.bind("data.images", names);
+  c.apply_toml("[train]\nmax_steps = 5000000000\nmilestones = [10, 20]\n[data]\nimages = [\"x.csv\", \"y/\"]\n", "t");
+  EXPECT_EQ(steps, 5000000000LL);
+  EXPECT_EQ(milestones, (std::vector<int64_t>{10, 20}));
+  EXPECT_EQ(names, (std::vector<std::string>{"x.csv", "y/"}));
+  c.apply_set("data.images=p.csv,q.csv");
+  EXPECT_EQ(names, (std::vector<std::string>{"p.csv", "q.csv"}));
+  c.apply_set("train.milestones=[1, 2, 3]");
+  EXPECT_EQ(milestones, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_THROW(c.apply_toml("[train]\nmilestones = [1.5]\n", "t"), ConfigError);
+  EXPECT_THROW(c.apply_toml("[data]\nimages = [1]\n", "t"), ConfigError);
+  EXPECT_THROW(c.apply_set("train.max_steps=many"), ConfigError);
+  // Round trip through the resolved TOML.
+  int64_t steps2 = 0;
+  std::vector<int64_t> m2;
+  std::vector<std::string> n2;
+  Config d;
+  d.bind("train.max_steps", steps2);
+  d.bind("train.milestones", m2);
+  d.bind("data.images", n2);
+  d.apply_toml(c.to_toml(), "resolved");
+  EXPECT_EQ(steps2, steps);
+  EXPECT_EQ(m2, milestones);
+  EXPECT_EQ(n2, names);
+}
+
+TEST(Config, ApplyValueReadsFlagTextByType) {
+  Opts o;
+  auto c = bound(o);
+  c.apply_value("model.name", "1e5", "--model");  // a string stays verbatim, not a number
+  EXPECT_EQ(o.name, "1e5");
+  c.apply_value("embed.batch_size", "7", "--batch-size");
+  EXPECT_EQ(o.batch, 7);
+  c.apply_value("train.flag", "true", "--flag");
+  EXPECT_TRUE(o.flag);
+  c.apply_value("preprocess.mean", "0.1,0.2,0.3", "--mean");
+  EXPECT_EQ(o.mean, (std::vector<double>{0.1, 0.2, 0.3}));
+  try {
+    c.apply_value("embed.batch_size", "lots", "--batch-size");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--batch-size"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(c.has("model.name"));
+  EXPECT_FALSE(c.has("model.nope"));
+}
+
 }  // namespace
 }  // namespace medfm

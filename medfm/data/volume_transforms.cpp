@@ -122,7 +122,7 @@ Image resample(const Image& img, const Vec3& spacing, const std::string& interpo
 
 Window window_preset(const std::string& name) {
   static const std::map<std::string, Window> presets = {
-      {"brain", {40, 80}},        {"subdural", {80, 200}},   {"stroke", {40, 40}},   {"lung", {-600, 1500}},
+      {"abdomen", {50, 400}},     {"brain", {40, 80}},        {"subdural", {80, 200}},   {"stroke", {40, 40}},   {"lung", {-600, 1500}},
       {"mediastinum", {50, 350}}, {"soft_tissue", {50, 400}}, {"liver", {60, 160}}, {"bone", {400, 1800}}};
   auto it = presets.find(name);
   if (it == presets.end()) {

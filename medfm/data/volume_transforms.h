@@ -20,7 +20,8 @@ Image reorient(const Image& img, const std::string& code = "RAS");
 Image resample(const Image& img, const Vec3& spacing, const std::string& interpolation = "linear");
 
 // CT windows (centre, width in HU). Presets: brain (40, 80), subdural (80, 200), stroke (40, 40),
-// lung (-600, 1500), mediastinum (50, 350), soft_tissue (50, 400), liver (60, 160), bone (400, 1800).
+// lung (-600, 1500), mediastinum (50, 350), soft_tissue (50, 400), abdomen (50, 400), liver (60, 160),
+// bone (400, 1800).
 struct Window {
   double center, width;
 };

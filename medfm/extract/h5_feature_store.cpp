@@ -80,6 +80,12 @@ void FeatureWriter::set_column(const std::string& name, const std::vector<std::s
 
 void FeatureWriter::set_attr(const std::string& key, const std::string& value) { attrs_[key] = value; }
 
+void FeatureWriter::set_skipped(const std::vector<std::string>& paths, const std::vector<std::string>& reasons) {
+  MEDFM_ASSERT(paths.size() == reasons.size());
+  skipped_paths_ = paths;
+  skipped_reasons_ = reasons;
+}
+
 void FeatureWriter::commit() {
   try {
     H5::Group root = impl_->file.openGroup("/");
@@ -91,6 +97,11 @@ void FeatureWriter::commit() {
                     values.size(), " values for ", rows_, " rows");
         write_strings(meta, name, values);
       }
+    }
+    if (!skipped_paths_.empty()) {
+      H5::Group skipped = impl_->file.createGroup("skipped");
+      write_strings(skipped, "path", skipped_paths_);
+      write_strings(skipped, "reason", skipped_reasons_);
     }
     H5::DataSpace scalar(H5S_SCALAR);
     for (const auto& [k, v] : attrs_) {

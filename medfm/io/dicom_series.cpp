@@ -43,7 +43,21 @@ void parallel_files(size_t n, const std::function<void(size_t)>& fn) {
   if (err) std::rethrow_exception(err);
 }
 
-bool dicom_series_can_read(const std::string& path, const std::string& head, bool is_dir) { return is_dir; }
+// A folder is a series candidate when it holds a DICOM file (hidden files skipped); the search
+// stops at the first one, and after 256 entries without one (a folder of PNGs is not DICOM).
+bool dicom_series_can_read(const std::string& path, const std::string& head, bool is_dir) {
+  if (!is_dir) return false;
+  std::error_code ec;
+  int seen = 0;
+  for (auto it = fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator() && seen < 256; it.increment(ec)) {
+    if (it->path().filename().string().rfind('.', 0) == 0 || !it->is_regular_file(ec)) continue;
+    ++seen;
+    const std::string p = it->path().string();
+    if (dicom_can_read(p, read_head(p, 132), false)) return true;
+  }
+  return false;
+}
 
 Image dicom_series_read(const std::string& dir, const ReadOptions& opts) {
 

@@ -3,15 +3,20 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "medfm/core/config.h"
 #include "medfm/core/error.h"
+#include "medfm/core/hash.h"
 
 namespace medfm::models {
 namespace {
 
 class VitBackbone : public Backbone {
  public:
-  VitBackbone(const ModelEntry& e) : name_(e.name), vit_(e.vit) { vit_->eval(); }
-  at::Tensor embed(const at::Tensor& images) override { return vit_->forward(images); }
+  VitBackbone(std::string name, Vit vit) : name_(std::move(name)), vit_(std::move(vit)) { vit_->eval(); }
+  at::Tensor embed(const at::Tensor& images) override { return vit_->embed(images); }
   void to(c10::Device device) override { vit_->to(device); }
   std::string describe() const override { return "medfm ViT '" + name_ + "'"; }
   Vit& vit() { return vit_; }
@@ -42,16 +47,6 @@ class ScriptBackbone : public Backbone {
 
 }  // namespace
 
-std::unique_ptr<Backbone> make_vit_backbone(const ModelEntry& entry, const std::string& weights_path,
-                                            bool allow_partial, WeightsLayout layout, LoadReport* report) {
-  auto b = std::make_unique<VitBackbone>(entry);
-  if (!weights_path.empty()) {
-    auto r = load_vit_weights(b->vit(), weights_path, allow_partial, layout);
-    if (report) *report = r;
-  }
-  return b;
-}
-
 Vit* vit_of(Backbone& backbone) {
   auto* v = dynamic_cast<VitBackbone*>(&backbone);
   return v ? &v->vit() : nullptr;
@@ -63,6 +58,82 @@ std::unique_ptr<Backbone> load_torchscript_backbone(const std::string& path) {
   } catch (const c10::Error& e) {
     throw FormatError("torchscript: cannot load '" + path + "': " + e.what_without_backtrace());
   }
+}
+
+void ModelSpec::bind(Config& cfg) {
+  cfg.bind("model.name", name, "registry model name");
+  cfg.bind("model.weights", weights, "weights file");
+  cfg.bind("model.torchscript", torchscript, "TorchScript backbone file");
+  cfg.bind("model.layout", layout, "weights layout");
+  cfg.bind("model.allow_partial", allow_partial, "accept partial loads");
+  cfg.bind("model.seed", seed, "random-init seed");
+  cfg.bind("model.overrides", overrides, "architecture overrides, \"key=value\" items");
+  cfg.bind("preprocess.resize", resize, "shorter side before the crop (-1: model default)");
+  cfg.bind("preprocess.crop", crop, "centre crop size (-1: model default)");
+  cfg.bind("preprocess.interpolation", interpolation, "bicubic | bilinear (empty: model default)");
+  cfg.bind("preprocess.mean", mean, "per-channel mean (empty: model default)");
+  cfg.bind("preprocess.std", std, "per-channel std (empty: model default)");
+}
+
+PreprocessSpec resolve_preprocess(const PreprocessSpec& base, const ModelSpec& spec) {
+  PreprocessSpec p = base;
+  if (spec.resize >= 0) p.resize_size = spec.resize;
+  if (spec.crop > 0) p.input_size = spec.crop;
+  if (!spec.interpolation.empty()) {
+    MEDFM_CHECK_T(ConfigError, spec.interpolation == "bicubic" || spec.interpolation == "bilinear",
+                  "preprocess: interpolation '", spec.interpolation, "' is not bicubic or bilinear");
+    p.interpolation = spec.interpolation;
+  }
+  auto triple = [](const std::vector<double>& v, const char* what) {
+    MEDFM_CHECK_T(ConfigError, v.size() == 3, "preprocess: ", what, " needs 3 values, got ", v.size());
+    return std::array<double, 3>{v[0], v[1], v[2]};
+  };
+  if (!spec.mean.empty()) p.mean = triple(spec.mean, "mean");
+  if (!spec.std.empty()) p.std = triple(spec.std, "std");
+  for (double s : p.std)
+    MEDFM_CHECK_T(ConfigError, std::isfinite(s) && s > 0, "preprocess: std ", s, " must be positive and finite");
+  for (double m : p.mean) MEDFM_CHECK_T(ConfigError, std::isfinite(m), "preprocess: mean ", m, " is not finite");
+  return p;
+}
+
+LoadedBackbone load_backbone(const ModelSpec& spec) {
+  LoadedBackbone out;
+  const auto& entry = find_model(spec.name);
+  out.preprocess = resolve_preprocess(entry.preprocess, spec);
+  auto& prov = out.provenance;
+  if (!spec.torchscript.empty()) {
+    out.backbone = load_torchscript_backbone(spec.torchscript);
+    prov["model"] = "torchscript";
+    prov["weights"] = spec.torchscript;
+    prov["weights_sha256"] = sha256_file(spec.torchscript);
+  } else {
+    const auto layout = parse_layout(spec.layout);
+    torch::manual_seed(static_cast<uint64_t>(spec.seed));
+    auto vit = create_vit(spec.name, parse_overrides(spec.overrides));
+    prov["model"] = entry.name;
+    if (!spec.overrides.empty()) prov["model_overrides"] = nlohmann::json(spec.overrides).dump();
+    if (spec.weights.empty()) {
+      out.warning = "no weights given: " + entry.name + " runs with random initialisation (seed " +
+                    std::to_string(spec.seed) + ")";
+      prov["weights"] = "random-init seed " + std::to_string(spec.seed);
+    } else {
+      out.report = load_vit_weights(vit, spec.weights, spec.allow_partial, layout);
+      prov["weights"] = spec.weights;
+      prov["weights_sha256"] = sha256_file(spec.weights);
+      prov["weights_layout"] = layout_name(out.report.layout);
+      prov["weights_load_report"] = out.report.summary();
+    }
+    prov["pool"] = pool_name(vit->config().pool);
+    out.backbone = std::make_unique<VitBackbone>(entry.name, std::move(vit));
+  }
+  const auto& p = out.preprocess;
+  prov["preprocess"] = nlohmann::json{{"resize", p.resize_size},
+                                      {"crop", p.input_size},
+                                      {"interpolation", p.interpolation},
+                                      {"mean", p.mean},
+                                      {"std", p.std}}
+                           .dump();
+  return out;
 }
 
 }  // namespace medfm::models

@@ -1,15 +1,25 @@
-// A Backbone turns a normalised image batch [B,3,H,W] (float32) into embeddings [B,D].
+// A Backbone turns a normalised image batch [B,C,H,W] (float32) into embeddings [B,D].
 // Implementations: medfm's ViT (any registry entry, with loaded weights) and any TorchScript module
 // whose forward(Tensor) returns [B,D]. Calls are made under inference mode by the caller.
+//
+// load_backbone(ModelSpec) is the one way every command gets a model: registry entry (+ overrides)
+// or TorchScript file, weights loaded and reported, preprocessing resolved, provenance recorded.
 #pragma once
 #include <ATen/Tensor.h>
 #include <c10/core/Device.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "medfm/core/preprocess_spec.h"
 #include "medfm/models/checkpoint.h"
 #include "medfm/models/registry.h"
+
+namespace medfm {
+class Config;
+}
 
 namespace medfm::models {
 
@@ -21,14 +31,44 @@ class Backbone {
   virtual std::string describe() const = 0;
 };
 
-// Builds the registry model; loads weights when weights_path is non-empty (.safetensors),
-// else keeps the (seeded) random initialisation. *report receives the load report if given.
-std::unique_ptr<Backbone> make_vit_backbone(const ModelEntry& entry, const std::string& weights_path,
-                                            bool allow_partial, WeightsLayout layout, LoadReport* report);
-// The Vit inside a backbone made by make_vit_backbone (nullptr for other kinds).
+// The Vit inside a registry backbone (nullptr for TorchScript ones).
 Vit* vit_of(Backbone& backbone);
 
 // Loads a TorchScript module (torch.jit.save). Throws IoError / FormatError.
 std::unique_ptr<Backbone> load_torchscript_backbone(const std::string& path);
+
+// What to load. Defaults are the library's; bind() exposes every field as a config key
+// (model.*, preprocess.*), so a config file, --set and command-line flags all reach it.
+struct ModelSpec {
+  std::string name = "vit_small_patch16_224";  // registry entry
+  std::string weights;                          // .safetensors; empty: seeded random init
+  std::string torchscript;                      // a TorchScript backbone instead of a registry model
+  std::string layout = "auto";                  // weights layout (checkpoint.h)
+  bool allow_partial = false;                   // accept missing / unexpected / mis-shaped keys
+  int64_t seed = 0;                             // random-init seed
+  std::vector<std::string> overrides;           // architecture overrides "key=value" (registry.h)
+  // Preprocessing overrides; unset values (-1 / empty) keep the registry's.
+  int resize = -1, crop = -1;
+  std::string interpolation;
+  std::vector<double> mean, std;
+
+  void bind(Config& cfg);
+};
+
+struct LoadedBackbone {
+  std::unique_ptr<Backbone> backbone;
+  PreprocessSpec preprocess;
+  LoadReport report;                               // empty without weights
+  // model, weights, weights_sha256, weights_layout, weights_load_report, pool, preprocess (JSON)
+  std::map<std::string, std::string> provenance;
+  std::string warning;                             // e.g. "random initialisation", for the caller to log
+};
+
+// Throws ConfigError (unknown model, bad override or preprocessing), IoError / FormatError
+// (weights), Error (a partial load without allow_partial, with the report).
+LoadedBackbone load_backbone(const ModelSpec& spec);
+
+// The model's preprocessing with the spec's overrides applied (validated: 3 means, 3 positive stds).
+PreprocessSpec resolve_preprocess(const PreprocessSpec& base, const ModelSpec& spec);
 
 }  // namespace medfm::models

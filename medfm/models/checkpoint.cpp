@@ -143,7 +143,8 @@ StateDict from_torchvision(const StateDict& sd, std::vector<std::string>* ignore
   return out;
 }
 
-StateDict from_dinov2(const StateDict& sd, const VitConfig& cfg, std::vector<std::string>* ignored) {
+StateDict from_dinov2(const StateDict& sd, const VitConfig& cfg, std::vector<std::string>* ignored,
+                      const std::set<std::string>& keep) {
   static const std::regex kChunked(R"(^blocks\.\d+\.(\d+)\.(.+)$)");
   static const std::regex kSwiGlu(R"(^(blocks\.\d+\.mlp\.)(w12|w3)\.(weight|bias)$)");
   StateDict out;
@@ -153,7 +154,7 @@ StateDict from_dinov2(const StateDict& sd, const VitConfig& cfg, std::vector<std
     if (std::regex_match(k, m, kChunked)) k = "blocks." + m[1].str() + "." + m[2].str();
     if (std::regex_match(k, m, kSwiGlu)) k = m[1].str() + (m[2].str() == "w12" ? "fc1." : "fc2.") + m[3].str();
     if (k == "register_tokens") k = "reg_token";
-    if (is_ignorable(k)) {
+    if (is_ignorable(k) && !keep.count(k)) {
       ignored->push_back(key);
       continue;
     }
@@ -203,7 +204,8 @@ WeightsLayout detect_layout(const StateDict& raw) {
   return WeightsLayout::kTimm;
 }
 
-StateDict to_timm_layout(StateDict sd, WeightsLayout layout, const VitConfig& cfg, std::vector<std::string>* ignored) {
+StateDict to_timm_layout(StateDict sd, WeightsLayout layout, const VitConfig& cfg, std::vector<std::string>* ignored,
+                         const std::set<std::string>& keep) {
   if (layout == WeightsLayout::kAuto) layout = detect_layout(sd);
   sd = strip_wrappers(std::move(sd));
   StateDict out;
@@ -211,11 +213,11 @@ StateDict to_timm_layout(StateDict sd, WeightsLayout layout, const VitConfig& cf
     case WeightsLayout::kHfDinov2: out = from_hf(sd, false, ignored); fold_registers(out, cfg); break;
     case WeightsLayout::kHfVit: out = from_hf(sd, true, ignored); break;
     case WeightsLayout::kTorchvision: out = from_torchvision(sd, ignored); break;
-    case WeightsLayout::kDinov2: out = from_dinov2(sd, cfg, ignored); break;
+    case WeightsLayout::kDinov2: out = from_dinov2(sd, cfg, ignored, keep); break;
     case WeightsLayout::kTimm:
     case WeightsLayout::kAuto:
       for (auto& [k, v] : sd) {
-        if (is_ignorable(k)) ignored->push_back(k);
+        if (is_ignorable(k) && !keep.count(k)) ignored->push_back(k);
         else out[k] = v;
       }
       break;
@@ -243,8 +245,10 @@ LoadReport load_vit_weights(Vit& model, StateDict sd, bool allow_partial, Weight
   LoadReport r;
   r.layout = layout == WeightsLayout::kAuto ? detect_layout(sd) : layout;
   const VitConfig& cfg = model->config();
-  auto remapped = to_timm_layout(std::move(sd), r.layout, cfg, &r.ignored);
   auto params = model->named_parameters(/*recurse=*/true);
+  std::set<std::string> own;
+  for (auto& item : params) own.insert(item.key());
+  auto remapped = to_timm_layout(std::move(sd), r.layout, cfg, &r.ignored, own);
   std::set<std::string> seen;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
   for (auto& item : params) {

@@ -8,11 +8,13 @@
 //   hf_vit       Hugging Face transformers ViTModel (Phikon), optionally under "vit."
 //   torchvision  torchvision.models.vision_transformer (vit_b_16 ...)
 // Common wrappers ("module.", "backbone.", "model.", "trunk.") are stripped; heads and training-only
-// tensors (head, heads, pooler, classifier, fc_norm, decoder, mask_token) are ignored and listed.
+// tensors (head, heads, pooler, classifier, fc_norm, decoder, mask_token) are ignored and listed,
+// unless the model has that parameter (a classifier built with num_classes keeps `head.*`).
 #pragma once
 #include <ATen/Tensor.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,8 +31,10 @@ using StateDict = std::map<std::string, at::Tensor>;
 // Guesses the layout from key names (never returns kAuto).
 WeightsLayout detect_layout(const StateDict& sd);
 
-// Remaps to timm names for a model of config cfg. Keys it drops on purpose go to *ignored.
-StateDict to_timm_layout(StateDict sd, WeightsLayout layout, const VitConfig& cfg, std::vector<std::string>* ignored);
+// Remaps to timm names for a model of config cfg. Keys it drops on purpose go to *ignored, except
+// those named in `keep` (the model's own parameters: a `head.*` or `mask_token` the model has loads).
+StateDict to_timm_layout(StateDict sd, WeightsLayout layout, const VitConfig& cfg, std::vector<std::string>* ignored,
+                         const std::set<std::string>& keep = {});
 
 struct LoadReport {
   WeightsLayout layout = WeightsLayout::kAuto;

@@ -27,30 +27,12 @@ std::string pool_name(Pool p) {
 
 namespace {
 
-// A plain Module used only to give parameters their dotted timm names.
-torch::nn::Module& child(torch::nn::Module& parent, const std::string& name) {
-  return *parent.register_module(name, std::make_shared<torch::nn::Module>());
-}
-
 torch::Tensor trunc_normal(std::vector<int64_t> shape, double std) {
   // Normal(0, std) truncated to +-2 std by resampling (LibTorch 1.13's C++ API has no trunc_normal_).
   auto t = torch::randn(shape) * std;
   for (auto out = t.abs() > 2.0 * std; out.any().item<bool>(); out = t.abs() > 2.0 * std)
     t = torch::where(out, torch::randn(shape) * std, t);
   return t;
-}
-
-struct LinearParams {
-  torch::Tensor w, b;
-};
-LinearParams add_linear(torch::nn::Module& m, int in, int out, bool bias) {
-  LinearParams p;
-  p.w = m.register_parameter("weight", trunc_normal({out, in}, 0.02));
-  if (bias) p.b = m.register_parameter("bias", torch::zeros({out}));
-  return p;
-}
-LinearParams add_norm(torch::nn::Module& m, int dim) {
-  return {m.register_parameter("weight", torch::ones({dim})), m.register_parameter("bias", torch::zeros({dim}))};
 }
 
 }  // namespace
@@ -62,41 +44,76 @@ VitImpl::VitImpl(const VitConfig& cfg) : cfg_(cfg) {
                 cfg.img_size, " is not a multiple of patch_size ", cfg.patch_size);
   MEDFM_CHECK_T(ConfigError, cfg.class_token || cfg.pool == Pool::kMean,
                 "vit: pooling '", pool_name(cfg.pool), "' needs a class token");
-  MEDFM_CHECK_T(ConfigError, !cfg.swiglu || cfg.mlp_hidden % 2 == 0, "vit: SwiGLU needs an even mlp_hidden");
+  MEDFM_CHECK_T(ConfigError, cfg.depth > 0 && cfg.num_classes >= 0, "vit: depth ", cfg.depth, " and num_classes ",
+                cfg.num_classes, " must be positive / non-negative");
+  MEDFM_CHECK_T(ConfigError, cfg.drop_path_rate >= 0 && cfg.drop_path_rate < 1, "vit: drop_path_rate ",
+                cfg.drop_path_rate, " is outside [0, 1)");
+  reset();
+  init_weights();
+}
+
+void VitImpl::reset() {
+  const VitConfig& cfg = cfg_;
   const int D = cfg.embed_dim;
-  if (cfg.class_token) cls_token_ = register_parameter("cls_token", trunc_normal({1, 1, D}, 1e-6));
-  if (cfg.reg_tokens > 0) reg_token_ = register_parameter("reg_token", trunc_normal({1, cfg.reg_tokens, D}, 1e-6));
+  if (cfg.class_token) cls_token = register_parameter("cls_token", torch::zeros({1, 1, D}));
+  if (cfg.reg_tokens > 0) reg_token = register_parameter("reg_token", torch::zeros({1, cfg.reg_tokens, D}));
   const int n_pos = cfg.grid() * cfg.grid() + (cfg.no_embed_class ? 0 : cfg.n_prefix());
-  pos_embed_ = register_parameter("pos_embed", trunc_normal({1, n_pos, D}, 0.02));
-  {
-    auto& proj = child(child(*this, "patch_embed"), "proj");
-    patch_w_ = proj.register_parameter("weight", trunc_normal({D, cfg.in_chans, cfg.patch_size, cfg.patch_size}, 0.02));
-    patch_b_ = proj.register_parameter("bias", torch::zeros({D}));
-  }
-  auto& blocks = child(*this, "blocks");
-  const int fc2_in = cfg.swiglu ? cfg.mlp_hidden / 2 : cfg.mlp_hidden;
+  pos_embed = register_parameter("pos_embed", torch::zeros({1, n_pos, D}));
+  if (cfg.mask_token) mask_token = register_parameter("mask_token", torch::zeros({1, D}));
+  patch_embed = register_module("patch_embed", PatchEmbed(cfg.in_chans, D, cfg.patch_size));
+  blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < cfg.depth; ++i) {
-    auto& blk = child(blocks, std::to_string(i));
-    BlockParams p;
-    auto n1 = add_norm(child(blk, "norm1"), D);
-    p.norm1_w = n1.w, p.norm1_b = n1.b;
-    auto& attn = child(blk, "attn");
-    auto qkv = add_linear(child(attn, "qkv"), D, 3 * D, cfg.qkv_bias);
-    p.qkv_w = qkv.w, p.qkv_b = qkv.b;
-    auto proj = add_linear(child(attn, "proj"), D, D, true);
-    p.proj_w = proj.w, p.proj_b = proj.b;
-    if (cfg.init_values > 0) p.ls1 = child(blk, "ls1").register_parameter("gamma", torch::full({D}, cfg.init_values));
-    auto n2 = add_norm(child(blk, "norm2"), D);
-    p.norm2_w = n2.w, p.norm2_b = n2.b;
-    auto& mlp = child(blk, "mlp");
-    auto fc1 = add_linear(child(mlp, "fc1"), D, cfg.mlp_hidden, true);
-    auto fc2 = add_linear(child(mlp, "fc2"), fc2_in, D, true);
-    p.fc1_w = fc1.w, p.fc1_b = fc1.b, p.fc2_w = fc2.w, p.fc2_b = fc2.b;
-    if (cfg.init_values > 0) p.ls2 = child(blk, "ls2").register_parameter("gamma", torch::full({D}, cfg.init_values));
-    blocks_.push_back(p);
+    BlockOptions o;
+    o.dim = D, o.num_heads = cfg.num_heads, o.mlp_hidden = cfg.mlp_hidden;
+    o.qkv_bias = cfg.qkv_bias, o.swiglu = cfg.swiglu, o.init_values = cfg.init_values, o.norm_eps = cfg.norm_eps;
+    o.drop_path = cfg.depth > 1 ? cfg.drop_path_rate * i / (cfg.depth - 1) : 0.0;  // timm's linspace
+    blocks->push_back(Block(o));
   }
-  auto n = add_norm(child(*this, "norm"), D);
-  norm_w_ = n.w, norm_b_ = n.b;
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(cfg.norm_eps)));
+  if (cfg.num_classes > 0) head = register_module("head", torch::nn::Linear(cfg.out_dim(), cfg.num_classes));
+}
+
+// timm's init: trunc_normal(0.02) for pos_embed, patch and linear weights, 1e-6 for tokens, zero
+// biases, LayerNorm (1, 0), LayerScale init_values; the head zero-initialised as timm's head_init.
+void VitImpl::init_weights() {
+  torch::NoGradGuard no_grad;
+  auto set = [](torch::Tensor& t, const torch::Tensor& v) { t.copy_(v); };
+  const int D = cfg_.embed_dim;
+  if (cls_token.defined()) set(cls_token, trunc_normal({1, 1, D}, 1e-6));
+  if (reg_token.defined()) set(reg_token, trunc_normal({1, cfg_.reg_tokens, D}, 1e-6));
+  set(pos_embed, trunc_normal(pos_embed.sizes().vec(), 0.02));
+  set(patch_embed->proj->weight, trunc_normal(patch_embed->proj->weight.sizes().vec(), 0.02));
+  patch_embed->proj->bias.zero_();
+  if (mask_token.defined()) mask_token.zero_();
+  for (int i = 0; i < cfg_.depth; ++i) {
+    auto& b = block(i);
+    for (auto* lin : {&b.attn->qkv, &b.attn->proj, &b.mlp->fc1, &b.mlp->fc2}) {
+      set((*lin)->weight, trunc_normal((*lin)->weight.sizes().vec(), 0.02));
+      if ((*lin)->bias.defined()) (*lin)->bias.zero_();
+    }
+    for (auto* n : {&b.norm1, &b.norm2}) {
+      (*n)->weight.fill_(1.0);
+      (*n)->bias.zero_();
+    }
+  }
+  norm->weight.fill_(1.0);
+  norm->bias.zero_();
+  if (head) {
+    head->weight.zero_();
+    head->bias.zero_();
+  }
+}
+
+std::vector<std::string> VitImpl::no_weight_decay() const {
+  std::vector<std::string> out{"pos_embed"};
+  if (cls_token.defined()) out.push_back("cls_token");
+  if (reg_token.defined()) out.push_back("reg_token");
+  if (mask_token.defined()) out.push_back("mask_token");
+  return out;
+}
+
+void VitImpl::set_fast_attention(bool on) {
+  for (int i = 0; i < cfg_.depth; ++i) block(i).attn->fast_path = on;
 }
 
 torch::Tensor resample_pos_embed(const torch::Tensor& pos_embed, int64_t n_prefix, int64_t gh, int64_t gw) {
@@ -115,22 +132,27 @@ torch::Tensor resample_pos_embed(const torch::Tensor& pos_embed, int64_t n_prefi
 }
 
 torch::Tensor VitImpl::resampled_pos_embed(int64_t gh, int64_t gw) const {
-  return resample_pos_embed(pos_embed_, cfg_.no_embed_class ? 0 : cfg_.n_prefix(), gh, gw);
+  return resample_pos_embed(pos_embed, cfg_.no_embed_class ? 0 : cfg_.n_prefix(), gh, gw);
 }
 
-torch::Tensor VitImpl::embed_tokens(const torch::Tensor& x) {
+torch::Tensor VitImpl::prepare_tokens(const torch::Tensor& x, const torch::Tensor& mask) {
   MEDFM_CHECK(x.dim() == 4 && x.size(1) == cfg_.in_chans, "vit: expected input [B,", cfg_.in_chans,
               ",H,W], got ", x.sizes());
   const int p = cfg_.patch_size;
   MEDFM_CHECK(x.size(2) % p == 0 && x.size(3) % p == 0, "vit: input ", x.size(2), "x", x.size(3),
               " is not a multiple of patch size ", p);
   const int64_t B = x.size(0), gh = x.size(2) / p, gw = x.size(3) / p;
-  auto t = F::conv2d(x, patch_w_, F::Conv2dFuncOptions().bias(patch_b_).stride(p));
-  t = t.flatten(2).transpose(1, 2);  // [B,D,gh,gw] -> [B,N,D]
+  auto t = patch_embed->forward(x);  // [B,gh*gw,D]
+  if (mask.defined()) {
+    MEDFM_CHECK(mask_token.defined(), "vit: a patch mask needs a model built with mask_token");
+    MEDFM_CHECK(mask.dim() == 2 && mask.size(0) == B && mask.size(1) == gh * gw, "vit: mask ", mask.sizes(),
+                " does not match [", B, ",", gh * gw, "] patches");
+    t = torch::where(mask.to(torch::kBool).unsqueeze(-1), mask_token.to(t.dtype()).unsqueeze(0), t);
+  }
   auto pos = resampled_pos_embed(gh, gw);
   std::vector<torch::Tensor> prefix;
-  if (cfg_.class_token) prefix.push_back(cls_token_.expand({B, -1, -1}));
-  if (cfg_.reg_tokens > 0) prefix.push_back(reg_token_.expand({B, -1, -1}));
+  if (cfg_.class_token) prefix.push_back(cls_token.expand({B, -1, -1}));
+  if (cfg_.reg_tokens > 0) prefix.push_back(reg_token.expand({B, -1, -1}));
   if (cfg_.no_embed_class) {
     t = t + pos;
     if (prefix.empty()) return t;
@@ -141,61 +163,17 @@ torch::Tensor VitImpl::embed_tokens(const torch::Tensor& x) {
   return torch::cat(prefix, 1) + pos;
 }
 
-// Softmax attention, one (image, head) pair per task: q k^T, softmax and (.) v for a pair stay in
-// one core's cache, and each small GEMM runs single-threaded inside the parallel region. A batched
-// bmm instead spends most of a ViT's time in per-matrix BLAS threading overhead (measured: 42% of
-// an eager ViT-B forward for 4% of its FLOPs). Views into qkv, no q/k/v copies.
-static torch::Tensor attention(const torch::Tensor& qkv, double scale) {
-  const int64_t B = qkv.size(0), T = qkv.size(1), H = qkv.size(3), hd = qkv.size(4);
-  auto out = at::empty({B, T, H, hd}, qkv.options());
-  if (!qkv.is_cpu() || at::GradMode::is_enabled()) {
-    auto q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2), v = qkv.select(2, 2).transpose(1, 2);
-    auto a = at::softmax(at::matmul(q, k.transpose(-2, -1)) * scale, -1);  // [B,H,T,T]
-    return at::matmul(a, v).transpose(1, 2).contiguous();                   // [B,H,T,hd] -> [B,T,H,hd]
-  }
-  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t b = i / H, h = i % H;
-      auto pair = qkv.select(0, b).select(2, h);  // [T,3,hd]
-      auto s = at::mm(pair.select(1, 0), pair.select(1, 1).t());
-      s.mul_(scale);
-      s = at::_softmax(s, -1, false);
-      auto dst = out.select(0, b).select(1, h);  // [T,hd], row stride H*hd: BLAS writes it in place
-      at::mm_out(dst, s, pair.select(1, 2));
-    }
-  });
-  return out;
+torch::Tensor VitImpl::run_block(int i, const torch::Tensor& t) {
+  auto& b = block(i);
+  return cfg_.grad_checkpointing && is_training() ? b.forward_checkpointed(t) : b.forward(t);
 }
 
-torch::Tensor VitImpl::block_forward(int i, torch::Tensor x) const {
-  const auto& p = blocks_[i];
-  const int64_t B = x.size(0), T = x.size(1), D = x.size(2), H = cfg_.num_heads, hd = D / H;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-
-  auto h = at::layer_norm(x, {D}, p.norm1_w, p.norm1_b, cfg_.norm_eps);
-  auto qkv = at::linear(h, p.qkv_w, p.qkv_b).view({B, T, 3, H, hd});  // [B,T,3D] -> [B,T,3,H,hd]
-  auto o = attention(qkv, scale);                                     // [B,T,H,hd]
-  o = o.view({B, T, D});
-  o = at::linear(o, p.proj_w, p.proj_b);
-  x = p.ls1.defined() ? at::addcmul(x, o, p.ls1) : x + o;
-
-  h = at::layer_norm(x, {D}, p.norm2_w, p.norm2_b, cfg_.norm_eps);
-  h = at::linear(h, p.fc1_w, p.fc1_b);
-  if (cfg_.swiglu) {
-    auto ab = h.chunk(2, -1);
-    h = at::silu(ab[0]) * ab[1];
-  } else {
-    h = at::gelu(h);
-  }
-  h = at::linear(h, p.fc2_w, p.fc2_b);
-  return p.ls2.defined() ? at::addcmul(x, h, p.ls2) : x + h;
+torch::Tensor VitImpl::forward_tokens(torch::Tensor t) {
+  for (int i = 0; i < cfg_.depth; ++i) t = run_block(i, t);
+  return norm->forward(t);
 }
 
-torch::Tensor VitImpl::forward_features(const torch::Tensor& x) {
-  auto t = embed_tokens(x);
-  for (int i = 0; i < cfg_.depth; ++i) t = block_forward(i, t);
-  return at::layer_norm(t, {cfg_.embed_dim}, norm_w_, norm_b_, cfg_.norm_eps);
-}
+torch::Tensor VitImpl::forward_features(const torch::Tensor& x) { return forward_tokens(prepare_tokens(x)); }
 
 torch::Tensor VitImpl::pool(const torch::Tensor& tokens) const {
   auto cls = [&] { return tokens.select(1, 0); };
@@ -208,24 +186,31 @@ torch::Tensor VitImpl::pool(const torch::Tensor& tokens) const {
   MEDFM_ASSERT(false, "unreachable pool");
 }
 
-torch::Tensor VitImpl::forward(const torch::Tensor& x) { return pool(forward_features(x)); }
+torch::Tensor VitImpl::forward_head(const torch::Tensor& tokens, bool pre_logits) {
+  auto pooled = pool(tokens);
+  return pre_logits || !head ? pooled : head->forward(pooled);
+}
 
-std::vector<torch::Tensor> VitImpl::forward_intermediates(const torch::Tensor& x, std::vector<int> blocks,
+torch::Tensor VitImpl::embed(const torch::Tensor& x) { return pool(forward_features(x)); }
+
+torch::Tensor VitImpl::forward(const torch::Tensor& x) { return forward_head(forward_features(x)); }
+
+std::vector<torch::Tensor> VitImpl::forward_intermediates(const torch::Tensor& x, std::vector<int> which,
                                                          bool apply_norm) {
   int last = -1;
-  for (auto& b : blocks) {
+  for (auto& b : which) {
     if (b < 0) b += cfg_.depth;
     MEDFM_CHECK(b >= 0 && b < cfg_.depth, "vit: block index out of range [0,", cfg_.depth, ")");
     last = std::max(last, b);
   }
   std::vector<torch::Tensor> by_block(cfg_.depth);
-  auto t = embed_tokens(x);
+  auto t = prepare_tokens(x);
   for (int i = 0; i <= last; ++i) {
-    t = block_forward(i, t);
-    by_block[i] = apply_norm ? at::layer_norm(t, {cfg_.embed_dim}, norm_w_, norm_b_, cfg_.norm_eps) : t;
+    t = run_block(i, t);
+    by_block[i] = apply_norm ? norm->forward(t) : t;
   }
   std::vector<torch::Tensor> out;
-  for (int b : blocks) out.push_back(by_block[b]);
+  for (int b : which) out.push_back(by_block[b]);
   return out;
 }
 

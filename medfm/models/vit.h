@@ -7,9 +7,11 @@
 // Input: float [B,C,H,W], already normalised; H and W multiples of patch_size. A grid other than
 // the native one interpolates pos_embed bicubically (align_corners=false, antialias=true), as
 // timm's resample_abs_pos_embed does.
+// Layers are torch::nn modules (layers.h): clone() gives an independent copy (an EMA teacher),
+// train()/eval() switch drop-path. Without autograd on CPU, attention runs per (image, head).
 // Thread-safety: forward calls on one Vit may run concurrently in eval/no-grad mode.
 #pragma once
-#include <torch/nn/module.h>
+#include "medfm/models/layers.h"
 
 #include <string>
 #include <vector>
@@ -34,6 +36,11 @@ struct VitConfig {
   double init_values = 0.0;      // > 0: LayerScale (ls1/ls2.gamma)
   double norm_eps = 1e-6;
   Pool pool = Pool::kCls;
+  // Training options.
+  int num_classes = 0;            // > 0: a linear head (timm's `head.*`) on the pooled embedding
+  double drop_path_rate = 0.0;    // stochastic depth, rising linearly from 0 to this over the blocks
+  bool mask_token = false;        // a learnable `mask_token` [1,D] for masked patches (iBOT, DINOv2)
+  bool grad_checkpointing = false;  // recompute block activations in the backward pass
 
   int n_prefix() const { return (class_token ? 1 : 0) + reg_tokens; }
   int grid() const { return img_size / patch_size; }
@@ -48,16 +55,29 @@ torch::Tensor resample_pos_embed(const torch::Tensor& pos_embed, int64_t n_prefi
 Pool parse_pool(const std::string& s);      // "cls" | "mean" | "cls+mean"; throws ConfigError
 std::string pool_name(Pool p);
 
-class VitImpl : public torch::nn::Module {
+class VitImpl : public torch::nn::Cloneable<VitImpl> {
  public:
   explicit VitImpl(const VitConfig& cfg);
+  // Re-creates the layers (called by clone(); weights are then copied in). Uninitialised values:
+  // the constructor draws timm's initialisation once after it.
+  void reset() override;
   const VitConfig& config() const { return cfg_; }
 
-  // All tokens after the final norm: [B, n_prefix + h*w, D].
+  // Patch embedding, optional mask token on masked patches (mask [B, h*w] bool, true = masked,
+  // as DINOv2's iBOT masking), prefix tokens and position embedding: [B, n_prefix + h*w, D].
+  torch::Tensor prepare_tokens(const torch::Tensor& x, const torch::Tensor& mask = {});
+  // The blocks and the final norm on prepared tokens (any subset of them, e.g. MAE's kept tokens).
+  torch::Tensor forward_tokens(torch::Tensor tokens);
+  // forward_tokens(prepare_tokens(x)): all tokens after the final norm, [B, n_prefix + h*w, D].
   torch::Tensor forward_features(const torch::Tensor& x);
   // Pooled embedding from forward_features output: [B, out_dim].
   torch::Tensor pool(const torch::Tensor& tokens) const;
-  // pool(forward_features(x)).
+  // Pool, then the classification head when the model has one ([B, num_classes]); pre_logits
+  // stops before the head.
+  torch::Tensor forward_head(const torch::Tensor& tokens, bool pre_logits = false);
+  // The embedding: pool(forward_features(x)), [B, out_dim] (no head).
+  torch::Tensor embed(const torch::Tensor& x);
+  // forward_head(forward_features(x)): logits when num_classes > 0, else the embedding.
   torch::Tensor forward(const torch::Tensor& x);
   // Token sequences [B, T, D] after the chosen blocks (0-based; negative counts from the end),
   // optionally passed through the final norm. Stops after the last requested block.
@@ -66,18 +86,23 @@ class VitImpl : public torch::nn::Module {
 
   // pos_embed for a token grid of gh x gw (prefix part kept as is).
   torch::Tensor resampled_pos_embed(int64_t gh, int64_t gw) const;
+  // Parameters timm exempts from weight decay by name (tokens, pos_embed); the training loop
+  // also exempts every 1-D parameter (norms, biases, LayerScale).
+  std::vector<std::string> no_weight_decay() const;
+  // Switches the CPU attention fast path in every block (on by default).
+  void set_fast_attention(bool on);
+  BlockImpl& block(int i) { return *blocks->ptr<BlockImpl>(i); }
+
+  torch::Tensor cls_token, reg_token, pos_embed, mask_token;  // undefined when absent
+  PatchEmbed patch_embed{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Linear head{nullptr};  // when num_classes > 0
 
  private:
-  torch::Tensor embed_tokens(const torch::Tensor& x);
-  torch::Tensor block_forward(int i, torch::Tensor x) const;
-
-  struct BlockParams {
-    torch::Tensor norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, ls1, norm2_w, norm2_b, fc1_w, fc1_b, fc2_w,
-        fc2_b, ls2;
-  };
+  void init_weights();
+  torch::Tensor run_block(int i, const torch::Tensor& t);
   VitConfig cfg_;
-  torch::Tensor cls_token_, reg_token_, pos_embed_, patch_w_, patch_b_, norm_w_, norm_b_;
-  std::vector<BlockParams> blocks_;
 };
 TORCH_MODULE(Vit);
 

@@ -12,5 +12,6 @@ DATA=${MEDFM_DATA:-$HOME/.cache/medfm/data}
 source "$DATA/paths.env"
 cd "$HERE"
 /usr/bin/python3 gen_vit_golden.py "$OUT"
+/usr/bin/python3 gen_train_golden.py "$OUT"
 /usr/bin/python3 gen_torchvision_golden.py "$OUT" "$skimage_data"
 echo "$stamp" > "$OUT/.stamp"

@@ -62,13 +62,15 @@ def resample_pos(pos, n_pre, gh, gw):
     return torch.cat([pre, grid], 1)
 
 
-def forward_tokens(cfg, p, x, upto=None):
+def forward_tokens(cfg, p, x, upto=None, masks=None):
     D, heads, eps = cfg["embed_dim"], cfg["num_heads"], cfg["norm_eps"]
     P = cfg["patch_size"]
     B = x.shape[0]
     t = F.conv2d(x, p["patch_embed.proj.weight"], p["patch_embed.proj.bias"], stride=P)
     gh, gw = t.shape[2], t.shape[3]
     t = t.flatten(2).transpose(1, 2)
+    if masks is not None:  # DINOv2 / iBOT: masked patches become the learnable mask token
+        t = torch.where(masks.unsqueeze(-1), p["mask_token"].to(t.dtype).unsqueeze(0), t)
     n_pre = (1 if cfg["class_token"] else 0) + cfg["reg_tokens"]
     pos = resample_pos(p["pos_embed"], 0 if cfg["no_embed_class"] else n_pre, gh, gw)
     prefix = []

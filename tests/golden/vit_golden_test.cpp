@@ -10,43 +10,14 @@
 #include "medfm/core/safetensors.h"
 #include "medfm/models/checkpoint.h"
 #include "medfm/models/vit.h"
+#include "tests/golden/golden_case.h"
 
 namespace medfm::models {
 namespace {
 
 const std::string kDir = MEDFM_GOLDEN_DIR;
 
-struct Case {
-  VitConfig cfg;
-  StateDict params;
-  SafeTensors file;
-};
-
-Case load_case(const std::string& name) {
-  const std::string path = kDir + "/vit_" + name + ".safetensors";
-  if (!std::filesystem::exists(path)) throw std::runtime_error("missing fixture " + path + ": run scripts/golden");
-  auto st = SafeTensors::open(path);
-  auto j = nlohmann::json::parse(st.metadata().at("config"));
-  VitConfig c;
-  c.img_size = j["img_size"];
-  c.patch_size = j["patch_size"];
-  c.embed_dim = j["embed_dim"];
-  c.depth = j["depth"];
-  c.num_heads = j["num_heads"];
-  c.mlp_hidden = j["mlp_hidden"];
-  c.qkv_bias = j["qkv_bias"];
-  c.class_token = j["class_token"];
-  c.reg_tokens = j["reg_tokens"];
-  c.no_embed_class = j["no_embed_class"];
-  c.init_values = j["init_values"];
-  c.swiglu = j["swiglu"];
-  c.norm_eps = j["norm_eps"];
-  c.pool = parse_pool(j["pool"]);
-  StateDict p;
-  for (const auto& e : st.entries())
-    if (e.name.rfind("p.", 0) == 0) p[e.name.substr(2)] = st.get(e.name);
-  return {c, p, st};
-}
+golden::Case load_case(const std::string& name) { return golden::load_case(kDir + "/vit_" + name + ".safetensors"); }
 
 double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());

@@ -1,0 +1,176 @@
+#include "medfm/extract/embed.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "medfm/core/error.h"
+#include "medfm/extract/h5_feature_store.h"
+
+namespace medfm::extract {
+namespace {
+
+// Loads inputs in order on worker threads into per-input slots; take(i) blocks until input i is
+// loaded (or failed). Workers start a new input only while fewer than `window` samples wait, so
+// memory stays bounded whatever the inputs hold (a volume's slices count one each).
+class Prefetcher {
+ public:
+  struct Slot {
+    bool done = false;
+    std::vector<Sample> samples;
+    std::exception_ptr error;
+  };
+
+  Prefetcher(const Source& src, int workers, size_t window) : src_(src), window_(window), slots_(src.size()) {
+    for (int w = 0; w < std::max(1, workers); ++w) threads_.emplace_back([this] { run(); });
+  }
+  ~Prefetcher() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  Slot take(size_t i) {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return slots_[i].done; });
+    Slot s = std::move(slots_[i]);
+    slots_[i] = Slot();
+    waiting_ -= s.samples.size();
+    consumed_ = i + 1;
+    cv_.notify_all();
+    return s;
+  }
+
+ private:
+  void run() {
+    c10::InferenceMode guard;
+    for (;;) {
+      size_t i;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || next_ >= slots_.size() || waiting_ < window_ || next_ == consumed_; });
+        if (stop_ || next_ >= slots_.size()) return;
+        i = next_++;
+      }
+      Slot s;
+      try {
+        s.samples = src_.load(i);
+      } catch (...) {
+        s.error = std::current_exception();
+      }
+      s.done = true;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        waiting_ += s.samples.size();
+        slots_[i] = std::move(s);
+      }
+      cv_.notify_all();
+    }
+  }
+
+  const Source& src_;
+  size_t window_;
+  std::vector<Slot> slots_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t next_ = 0, consumed_ = 0, waiting_ = 0;
+  bool stop_ = false;
+};
+
+std::string reason_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const c10::Error& x) {
+    return std::string("torch: ") + x.what_without_backtrace();
+  } catch (const std::exception& x) {
+    return x.what();
+  }
+}
+
+}  // namespace
+
+EmbedStats embed_source(models::Backbone& backbone, const Source& source, const EmbedOptions& opts,
+                        const std::function<void(int64_t, int64_t, int64_t)>& progress) {
+  MEDFM_CHECK_T(ConfigError, opts.batch_size > 0, "embed: batch_size must be positive, got ", opts.batch_size);
+  MEDFM_CHECK_T(ConfigError, opts.workers > 0, "embed: workers must be positive, got ", opts.workers);
+  const size_t n = source.size();
+  MEDFM_CHECK(n > 0, "embed: no inputs");
+  const auto t0 = std::chrono::steady_clock::now();
+  c10::InferenceMode guard;
+  backbone.to(opts.device);
+  const size_t bs = static_cast<size_t>(opts.batch_size);
+  Prefetcher prefetch(source, opts.workers, 4 * bs);
+  std::unique_ptr<FeatureWriter> writer;
+  EmbedStats stats;
+  std::vector<Sample> pending;
+  std::vector<std::map<std::string, std::string>> metas;
+
+  auto run_batch = [&](size_t count) {
+    std::vector<at::Tensor> images;
+    std::vector<std::string> ids;
+    for (size_t k = 0; k < count; ++k) {
+      images.push_back(pending[k].image);
+      ids.push_back(pending[k].id);
+      metas.push_back(std::move(pending[k].meta));
+    }
+    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(count));
+    auto feats = backbone.embed(torch::stack(images).to(opts.device));
+    if (!writer) {
+      stats.dim = feats.size(1);
+      writer = std::make_unique<FeatureWriter>(opts.out_path, stats.dim);
+    }
+    writer->append(feats, ids);
+    stats.n_samples += static_cast<int64_t>(count);
+  };
+
+  for (size_t i = 0; i < n; ++i) {
+    auto slot = prefetch.take(i);
+    if (slot.error) {
+      if (!opts.keep_going) std::rethrow_exception(slot.error);
+      stats.skipped.push_back({source.id(i), source.path(i), reason_of(slot.error)});
+    } else {
+      ++stats.n_inputs;
+      for (auto& s : slot.samples) pending.push_back(std::move(s));
+      while (pending.size() >= bs) run_batch(bs);
+    }
+    if (i + 1 == n && !pending.empty()) run_batch(pending.size());
+    if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(n), stats.n_samples);
+  }
+  MEDFM_CHECK(writer, "embed: none of the ", n, " inputs could be read (", stats.skipped.size(), " skipped; first: ",
+              stats.skipped.empty() ? "" : stats.skipped[0].path + ": " + stats.skipped[0].reason, ")");
+
+  // Metadata columns: the union of every sample's keys ("" where a sample has none).
+  std::set<std::string> keys;
+  for (const auto& m : metas)
+    for (const auto& kv : m) keys.insert(kv.first);
+  for (const auto& k : keys) {
+    std::vector<std::string> col;
+    col.reserve(metas.size());
+    for (const auto& m : metas) {
+      auto it = m.find(k);
+      col.push_back(it == m.end() ? std::string() : it->second);
+    }
+    writer->set_column(k, col);
+  }
+  if (!stats.skipped.empty()) {
+    std::vector<std::string> paths, reasons;
+    for (const auto& s : stats.skipped) paths.push_back(s.path), reasons.push_back(s.reason);
+    writer->set_skipped(paths, reasons);
+  }
+  for (const auto& [k, v] : opts.attrs) writer->set_attr(k, v);
+  writer->set_attr("n_inputs", std::to_string(stats.n_inputs));
+  writer->set_attr("n_skipped", std::to_string(stats.skipped.size()));
+  writer->commit();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return stats;
+}
+
+}  // namespace medfm::extract

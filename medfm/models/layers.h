@@ -1,0 +1,110 @@
+// Transformer layers as torch::nn modules with timm's parameter names, so a model built from them
+// loads timm state dicts by name, clones (an EMA teacher), trains and can be wrapped (LoRA):
+//   PatchEmbed   proj.{weight,bias}                     [B,C,H,W] -> [B,h*w,D]
+//   Attention    qkv.{weight,bias?}, proj.{weight,bias} [B,T,D] -> [B,T,D]
+//   Mlp          fc1.*, fc2.* (GELU, or timm's packed SwiGLU: silu(first half) * second half)
+//   LayerScale   gamma [D]
+//   Block        norm1, attn, ls1?, norm2, mlp, ls2? (pre-norm residual, optional drop-path)
+// Attention has two paths with the same result: on CPU without autograd, one (image, head) pair
+// per task (attention_pairs, the fast path); otherwise batched matmuls (attention_reference).
+// Thread-safety: forward calls may run concurrently in eval mode without autograd.
+#pragma once
+#include <torch/nn/cloneable.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+namespace medfm::models {
+
+// Softmax attention from packed qkv [B,T,3,H,hd] -> [B,T,H,hd]. Reference: batched matmuls
+// (differentiable, any device). Pairs: CPU only, inference only, same values.
+torch::Tensor attention_reference(const torch::Tensor& qkv, double scale);
+torch::Tensor attention_pairs(const torch::Tensor& qkv, double scale);
+
+// timm's drop_path: zeroes whole samples of a residual branch with probability p, scales the
+// kept ones by 1/(1-p). Identity when !training or p == 0. x [B,...].
+torch::Tensor drop_path(const torch::Tensor& x, double p, bool training);
+
+class PatchEmbedImpl : public torch::nn::Cloneable<PatchEmbedImpl> {
+ public:
+  PatchEmbedImpl(int in_chans, int embed_dim, int patch_size);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);  // [B,C,H,W] -> [B,h*w,D], row-major grid
+  torch::nn::Conv2d proj{nullptr};
+
+ private:
+  int in_chans_, embed_dim_, patch_size_;
+};
+TORCH_MODULE(PatchEmbed);
+
+class AttentionImpl : public torch::nn::Cloneable<AttentionImpl> {
+ public:
+  AttentionImpl(int dim, int num_heads, bool qkv_bias);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  // false forces attention_reference even where the fast path applies (tests, benchmarks).
+  bool fast_path = true;
+
+ private:
+  int dim_, num_heads_;
+  bool qkv_bias_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Cloneable<MlpImpl> {
+ public:
+  // hidden: fc1's output features (for SwiGLU the packed 2 x hidden).
+  MlpImpl(int dim, int hidden, bool swiglu);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+
+ private:
+  int dim_, hidden_;
+  bool swiglu_;
+};
+TORCH_MODULE(Mlp);
+
+class LayerScaleImpl : public torch::nn::Cloneable<LayerScaleImpl> {
+ public:
+  LayerScaleImpl(int dim, double init_values);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x) { return x * gamma; }
+  torch::Tensor gamma;
+
+ private:
+  int dim_;
+  double init_values_;
+};
+TORCH_MODULE(LayerScale);
+
+struct BlockOptions {
+  int dim = 768, num_heads = 12, mlp_hidden = 3072;
+  bool qkv_bias = true, swiglu = false;
+  double init_values = 0.0;  // > 0: LayerScale
+  double norm_eps = 1e-6;
+  double drop_path = 0.0;    // this block's drop-path probability
+};
+
+class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
+ public:
+  explicit BlockImpl(const BlockOptions& o);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+  // forward() under gradient checkpointing: activations inside the block are recomputed in the
+  // backward pass instead of being kept (the RNG state is replayed, so drop-path agrees).
+  torch::Tensor forward_checkpointed(const torch::Tensor& x);
+  const BlockOptions& options() const { return o_; }
+
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  Attention attn{nullptr};
+  Mlp mlp{nullptr};
+  LayerScale ls1{nullptr}, ls2{nullptr};  // empty without LayerScale
+
+ private:
+  BlockOptions o_;
+};
+TORCH_MODULE(Block);
+
+}  // namespace medfm::models
