@@ -200,6 +200,16 @@ if [ $BENCH -eq 1 ]; then
   fi
 fi
 
+# Head CT (invesalius-examples, GPL-2): source of the embedding tests' CT series and the CT bench.
+fill_invesalius() {
+  deb invesalius-examples
+  local x=$DATA/debs/x-invesalius-examples
+  cp "$x/usr/share/doc/invesalius-examples/examples/Cranium.inv3" "$1/"
+  cp "$x/usr/share/doc/invesalius-examples/copyright" "$1/COPYRIGHT.invesalius-examples"
+  rm -rf "$x"
+}
+component invesalius "$PIN_INVESALIUS" fill_invesalius
+
 # ---- generated inputs: deterministic functions of the verified files above ----
 # (the sources are pinned; the stamp covers the script and the slide it cuts)
 stamp=$(cat "$HERE/make_test_inputs.py" "$DATA/slides/ihc_pyramid.tif.sha256" | sha256sum | cut -d' ' -f1)
@@ -216,14 +226,6 @@ else
 fi
 
 if [ $BENCH -eq 1 ]; then
-  fill_invesalius() {
-    deb invesalius-examples
-    local x=$DATA/debs/x-invesalius-examples
-    cp "$x/usr/share/doc/invesalius-examples/examples/Cranium.inv3" "$1/"
-    cp "$x/usr/share/doc/invesalius-examples/copyright" "$1/COPYRIGHT.invesalius-examples"
-    rm -rf "$x"
-  }
-  component invesalius "$PIN_INVESALIUS" fill_invesalius
   fill_bench() {
     need_py numpy python3-numpy && need_py pydicom python3-pydicom && need_py nibabel python3-nibabel
     need_py scipy python3-scipy

@@ -179,6 +179,57 @@ def cases(data, out):
     make_nifti(data, out)
     make_series(data, out)
     make_misc(data, out)
+    make_embed_inputs(data, out)
+
+
+def read_cranium(data):
+    """The invesalius head CT: HU int16 (z, y, x) = 108x256x256 and its spacing (x, y, z) mm."""
+    import plistlib
+    import tarfile
+    with tarfile.open(os.path.join(data, "invesalius", "Cranium.inv3")) as tar:
+        members = {os.path.basename(m.name): m for m in tar.getmembers()}
+        plist = plistlib.loads(tar.extractfile(members["main.plist"]).read())
+        raw = tar.extractfile(members["matrix.dat"]).read()
+    shape = plist["matrix"]["shape"]  # (z, y, x)
+    assert plist["matrix"]["dtype"] == "int16" and shape == [108, 256, 256], plist["matrix"]
+    return np.frombuffer(raw, dtype="<i2").reshape(shape), plist["spacing"]
+
+
+def make_embed_inputs(data, out):
+    """Inputs of the embedding CLI tests:
+    ct_head_small/  24 axial slices of the real invesalius head CT (every 3rd of z 30..101, native
+                    256x256 at 0.957 mm, 4.5 mm apart), HU + 1024 stored with RescaleIntercept -1024,
+                    shuffled file names so the reader must sort by position.
+    radiograph_dx.dcm  a DX radiograph made from real pixels (ihc.png's luminance, as 12-bit
+                    MONOCHROME1: stored = 4095 - 16 * gray), to exercise 12-bit, inversion and a
+                    projection image without a slice position."""
+    hu, (sx, sy, sz) = read_cranium(data)
+    d = os.path.join(out, "ct_head_small")
+    os.makedirs(d)
+    study, series = uid("ct_head_small", "study"), uid("ct_head_small", "series")
+    ks = list(range(30, 102, 3))
+    order = np.random.RandomState(7).permutation(len(ks))
+    for n, (k, name) in enumerate(zip(ks, order)):
+        stored = (hu[k].astype(np.int32) + 1024).clip(0, 32767).astype(np.int16)
+        write_slice(os.path.join(d, f"IM{name:04d}.dcm"), stored, study, series, n, "CT",
+                    "1.2.840.10008.5.1.4.1.1.2", (-sx * 128, -sy * 128, k * sz), (1, 0, 0, 0, 1, 0), (sx, sy),
+                    sz, intercept=-1024, description="head CT (invesalius-examples ProMED CT 0051) subset")
+    from PIL import Image
+    gray = np.asarray(Image.open(os.path.join(data, "images", "ihc.png")).convert("L")).astype(np.int32)
+    stored = (4095 - 16 * gray).astype(np.uint16)
+    path = os.path.join(out, "radiograph_dx.dcm")
+    write_slice(path, stored, uid("dx", "study"), uid("dx", "series"), 0, "DX", "1.2.840.10008.5.1.4.1.1.1.1",
+                (0, 0, 0), (1, 0, 0, 0, 0, -1), (0.139, 0.139), 1.0, description="synthetic DX from ihc.png")
+    import pydicom
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    del ds.ImagePositionPatient  # projection radiographs carry no slice position
+    del ds.ImageOrientationPatient
+    del ds.SliceThickness
+    ds.save_as(path, write_like_original=False)
 
 
 # ---------------------------------------------------------------- bench series
@@ -250,21 +301,13 @@ def bench_colin27(data, out):
 def bench_ct(data, out):
     """The invesalius head CT (108x256x256 HU, 0.957x0.957x1.5 mm) resampled (linear) to
     200x512x512 and written as int16 slices storing HU + 1024 with RescaleIntercept -1024."""
-    import plistlib
-    import tarfile
-
     from scipy import ndimage
-    with tarfile.open(os.path.join(data, "invesalius", "Cranium.inv3")) as tar:
-        members = {os.path.basename(m.name): m for m in tar.getmembers()}
-        plist = plistlib.loads(tar.extractfile(members["main.plist"]).read())
-        raw = tar.extractfile(members["matrix.dat"]).read()
-    shape = plist["matrix"]["shape"]  # (z, y, x)
-    assert plist["matrix"]["dtype"] == "int16" and shape == [108, 256, 256], plist["matrix"]
-    hu = np.frombuffer(raw, dtype="<i2").reshape(shape)
+    hu, spacing = read_cranium(data)
+    shape = hu.shape
     zoom = (200 / shape[0], 512 / shape[1], 512 / shape[2])
     big = ndimage.zoom(hu, zoom, order=1, mode="nearest", grid_mode=False)
     assert big.shape == (200, 512, 512), big.shape
-    sx, sy, sz = (s / z for s, z in zip(plist["spacing"], zoom[::-1]))
+    sx, sy, sz = (s / z for s, z in zip(spacing, zoom[::-1]))
     stored = (big.astype(np.int32) + 1024).clip(0, 32767).astype(np.int16)
     d = os.path.join(out, "ct_head")
     os.makedirs(d)

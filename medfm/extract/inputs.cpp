@@ -123,12 +123,22 @@ InputList list_inputs(const std::string& input) {
   std::error_code ec;
   MEDFM_CHECK_T(IoError, fs::exists(input, ec), "inputs: '", input, "' does not exist");
   const io::Format* self = io::detect_format(input);
-  if (fs::is_directory(input, ec) && !(self && self->kind == io::Kind::Volume)) {
+  if (fs::is_directory(input, ec)) {
+    // Entries that are inputs; the folder itself is one DICOM series when those are all DICOM files.
+    bool only_dicom_files = true;
     for (const auto& e : fs::directory_iterator(input)) {
       if (hidden(e.path())) continue;
       const std::string p = e.path().string();
-      if ((e.is_regular_file() && known_extension(p)) || ((e.is_regular_file() || e.is_directory()) && io::detect_format(p)))
+      const io::Format* f = (e.is_regular_file() || e.is_directory()) ? io::detect_format(p) : nullptr;
+      if ((e.is_regular_file() && known_extension(p)) || f) {
         out.paths.push_back(p);
+        only_dicom_files = only_dicom_files && e.is_regular_file() && f && std::string(f->name) == "dicom";
+      }
+    }
+    if (!out.paths.empty() && only_dicom_files && self && self->kind == io::Kind::Volume) {
+      fs::path name = fs::path(input);
+      if (name.filename().empty()) name = name.parent_path();  // "series/" -> "series"
+      return {{name.filename().string()}, {input}, {}, {}};
     }
     std::sort(out.paths.begin(), out.paths.end());
     for (const auto& p : out.paths) out.ids.push_back(fs::path(p).filename().string());
