@@ -17,23 +17,7 @@ void add_models_command(CLI::App& app, int* rc) {
       const auto& reg = models::model_registry();
       if (*json) {
         nlohmann::json out = nlohmann::json::array();
-        for (const auto& e : reg) {
-          const auto& v = e.vit;
-          out.push_back({{"name", e.name},
-                         {"description", e.description},
-                         {"weights_layout", e.weights_layout},
-                         {"arch",
-                          {{"img_size", v.img_size}, {"patch_size", v.patch_size}, {"embed_dim", v.embed_dim},
-                           {"depth", v.depth}, {"num_heads", v.num_heads}, {"mlp_hidden", v.mlp_hidden},
-                           {"swiglu", v.swiglu}, {"reg_tokens", v.reg_tokens}, {"no_embed_class", v.no_embed_class},
-                           {"init_values", v.init_values}, {"norm_eps", v.norm_eps}}},
-                         {"embedding_dim", v.out_dim()},
-                         {"pool", models::pool_name(v.pool)},
-                         {"preprocess",
-                          {{"resize", e.preprocess.resize_size}, {"crop", e.preprocess.input_size},
-                           {"interpolation", e.preprocess.interpolation}, {"mean", e.preprocess.mean},
-                           {"std", e.preprocess.std}}}});
-        }
+        for (const auto& e : reg) out.push_back(models::describe_entry(e));
         std::cout << out.dump(2) << "\n";
         return 0;
       }

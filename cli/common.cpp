@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <sstream>
 #include <ctime>
 #include <iostream>
 
@@ -14,10 +15,11 @@
 
 namespace medfm::cli {
 
-void KeyFlags::option(const std::string& flag, const std::string& key, const std::string& help) {
+CLI::Option* KeyFlags::option(const std::string& flag, const std::string& key, const std::string& help) {
   Entry e{flag, key, false, std::make_shared<std::string>(), nullptr};
-  app_.add_option(flag, *e.text, help + " (config key " + key + ")");
+  auto* opt = app_.add_option(flag, *e.text, help + " (config key " + key + ")");
   entries_.push_back(std::move(e));
+  return opt;
 }
 
 void KeyFlags::flag(const std::string& flag, const std::string& key, const std::string& help) {
@@ -49,6 +51,27 @@ void add_model_flags(KeyFlags& flags) {
   flags.option("--layout", "model.layout", "weights layout: auto, timm, dinov2, hf_dinov2, hf_vit, torchvision");
   flags.flag("--allow-partial", "model.allow_partial", "accept a checkpoint with missing/unexpected keys");
   flags.option("--seed", "model.seed", "seed for random initialisation when no weights are given");
+}
+
+// --series --repair --slice-spacing --mpp: sugar for read.* keys (io::ReadSpec).
+void add_read_flags(KeyFlags& k) {
+  k.option("--series", "read.series", "DICOM directory: which series (SeriesNumber, #index or SeriesInstanceUID)");
+  k.option("--repair", "read.repair", "DICOM series repairs to allow: duplicates, gaps (interpolate), tilt (sheared affine)")
+      ->check([](const std::string& v) {
+        std::stringstream ss(v);
+        for (std::string r; std::getline(ss, r, ',');)
+          if (r != "duplicates" && r != "gaps" && r != "tilt") return "unknown repair '" + r + "'";
+        return std::string();
+      });
+  k.option("--slice-spacing", "read.slice_spacing",
+           "DICOM series slice step: mean (first-to-last extent / steps) or first-pair (dcm2niix's rule)")
+      ->check(CLI::IsMember({"mean", "first-pair"}));
+  k.option("--mpp", "read.mpp", "slides: um/px to use instead of the file's (recorded as the source 'override')");
+}
+
+void log_model(const models::ModelSpec& spec, const models::LoadedBackbone& model) {
+  if (!model.warning.empty()) spdlog::warn("{}", model.warning);
+  if (!spec.weights.empty()) spdlog::info("loaded {}: {}", spec.weights, model.report.summary());
 }
 
 void bind_runtime(Config& cfg, RuntimeOptions& rt) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "medfm/core/config.h"
+#include "medfm/models/backbone.h"
 
 namespace medfm::cli {
 
@@ -19,8 +20,8 @@ namespace medfm::cli {
 class KeyFlags {
  public:
   explicit KeyFlags(CLI::App& app) : app_(app) {}
-  // --flag VALUE -> key
-  void option(const std::string& flag, const std::string& key, const std::string& help);
+  // --flag VALUE -> key; returns the CLI11 option for extra checks.
+  CLI::Option* option(const std::string& flag, const std::string& key, const std::string& help);
   // --flag (no value) -> key = true
   void flag(const std::string& flag, const std::string& key, const std::string& help);
   void apply(Config& cfg) const;
@@ -52,6 +53,12 @@ void bind_runtime(Config& cfg, RuntimeOptions& rt);
 // --model --weights --torchscript --layout --allow-partial --seed: sugar for model.* keys
 // (models::ModelSpec::bind).
 void add_model_flags(KeyFlags& flags);
+
+// Logs what load_backbone did: the random-init warning, or the weights' load report.
+void log_model(const models::ModelSpec& spec, const models::LoadedBackbone& model);
+
+// --series --repair --slice-spacing --mpp: sugar for read.* keys (io::ReadSpec::bind).
+void add_read_flags(KeyFlags& flags);
 
 // Applies --config, then each --set, then the key flags given on the command line; then sets up
 // logging and threads.

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "medfm/core/config.h"
 #include "medfm/core/error.h"
 #include "medfm/extract/h5_feature_store.h"
 
@@ -171,6 +172,42 @@ EmbedStats embed_source(models::Backbone& backbone, const Source& source, const 
   writer->commit();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return stats;
+}
+
+void EmbedJob::bind(Config& cfg) {
+  cfg.bind("embed.input", input, "a file, a folder (mixed formats) or a CSV with a `path` column");
+  cfg.bind("embed.out", out, "output HDF5 path");
+  cfg.bind("embed.batch_size", batch_size, "samples per forward pass");
+  cfg.bind("embed.workers", workers, "decode threads");
+  cfg.bind("embed.keep_going", keep_going, "record unreadable inputs in /skipped and go on");
+  cfg.bind("embed.plane", sample.plane, "volumes: axial | coronal | sagittal");
+  cfg.bind("embed.slices", sample.slices, "volumes: slice range start:stop:step (empty: all)");
+  cfg.bind("embed.window", sample.intensity.window, "DICOM/NIfTI intensities (data/model_input.h)");
+  cfg.bind("embed.percentile_lo", sample.intensity.percentile_lo, "window=percentile: low percentile");
+  cfg.bind("embed.percentile_hi", sample.intensity.percentile_hi, "window=percentile: high percentile");
+  cfg.bind("embed.square_pixels", sample.square_pixels, "resample anisotropic slices to square pixels");
+  read.bind(cfg);
+}
+
+EmbedStats EmbedJob::run(models::LoadedBackbone& model, c10::Device device, std::map<std::string, std::string> attrs,
+                         const std::function<void(int64_t, int64_t, int64_t)>& progress) {
+  MEDFM_CHECK_T(ConfigError, !input.empty(), "embed: no input given (embed.input)");
+  MEDFM_CHECK_T(ConfigError, !out.empty(), "embed: no output given (embed.out)");
+  auto inputs = list_inputs(input);
+  SampleOptions so = sample;
+  so.preprocess = model.preprocess;
+  so.read = read.options();
+  EmbedOptions opts;
+  opts.out_path = out;
+  opts.batch_size = batch_size;
+  opts.workers = workers;
+  opts.keep_going = keep_going;
+  opts.device = device;
+  opts.attrs = std::move(attrs);
+  opts.attrs.insert(model.provenance.begin(), model.provenance.end());
+  opts.attrs["input"] = input;
+  auto source = make_file_source(std::move(inputs), so);
+  return embed_source(*model.backbone, *source, opts, progress);
 }
 
 }  // namespace medfm::extract

@@ -13,6 +13,10 @@
 #include "medfm/extract/source.h"
 #include "medfm/models/backbone.h"
 
+namespace medfm {
+class Config;
+}
+
 namespace medfm::extract {
 
 struct EmbedOptions {
@@ -42,5 +46,20 @@ struct EmbedStats {
 // embedded. The output is written atomically: no file unless the run completes.
 EmbedStats embed_source(models::Backbone& backbone, const Source& source, const EmbedOptions& opts,
                         const std::function<void(int64_t, int64_t, int64_t)>& progress = {});
+
+// `medfm embed` as data: what to read, how, and where to write; bind() exposes it as embed.* and
+// read.* config keys. run() loads the inputs, embeds them with `model` (its preprocessing) and
+// writes `out` with the given provenance attributes.
+struct EmbedJob {
+  std::string input, out;
+  int batch_size = 32, workers = 2;
+  bool keep_going = false;
+  SampleOptions sample;
+  io::ReadSpec read;
+
+  void bind(Config& cfg);
+  EmbedStats run(models::LoadedBackbone& model, c10::Device device, std::map<std::string, std::string> attrs,
+                 const std::function<void(int64_t, int64_t, int64_t)>& progress = {});
+};
 
 }  // namespace medfm::extract

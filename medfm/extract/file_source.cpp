@@ -84,7 +84,7 @@ class FileSource : public Source {
       throw NotImplemented(
           "a whole-slide image: slides are embedded tile by tile by the whole-slide pipeline, never decoded "
           "whole (give embed 2D images, DICOM files or volumes)");
-    Image img = io::open_image(p);
+    Image img = io::open_image(p, o_.read);
     const bool volume = img.is_volume && img.pixels.dim() == 4 && img.pixels.size(1) > 1;
     if (!volume) return {load_2d(i, img)};
     return load_volume(i, img);

@@ -20,6 +20,7 @@
 
 #include "medfm/core/preprocess_spec.h"
 #include "medfm/data/model_input.h"
+#include "medfm/io/formats.h"
 
 namespace medfm::extract {
 
@@ -60,6 +61,7 @@ struct SampleOptions {
   std::string plane = "axial";        // volumes: axial | coronal | sagittal
   std::string slices;                 // volumes: "a:b:step" (empty: every slice)
   bool square_pixels = true;          // volumes: resample anisotropic slices to square pixels
+  io::ReadOptions read;               // DICOM series choice and repairs, slide um/px ...
 };
 
 // Files read through the format table. Metadata per sample: `path`, the CSV's extra columns and,

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <iomanip>
+#include <sstream>
+
 #include "medfm/core/error.h"
 
 namespace medfm::io {
@@ -85,6 +88,58 @@ nlohmann::json describe_slide(const Slide& s, const DescribeOptions& opts) {
   auto it = s.properties().find("openslide.objective-power");
   if (it != s.properties().end()) j["objective_power"] = it->second;
   return j;
+}
+
+namespace {
+
+std::string num(double v) {
+  std::ostringstream os;
+  os << std::setprecision(6) << (v == 0 ? 0.0 : v);  // no "-0"
+  return os.str();
+}
+
+std::string join(const nlohmann::json& arr, const char* sep, bool as_num = true) {
+  std::string s;
+  for (size_t i = 0; i < arr.size(); ++i) {
+    if (i) s += sep;
+    s += arr[i].is_number() ? num(arr[i].get<double>()) : arr[i].dump();
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string describe_text(const nlohmann::json& j) {
+  std::ostringstream os;
+  os << j["path"].get<std::string>() << "\n";
+  auto row = [&](const char* k, const std::string& v) { os << "  " << std::left << std::setw(18) << k << " " << v << "\n"; };
+  row("format", j["format"].get<std::string>() + " (" + j["kind"].get<std::string>() + ")");
+  row("size", join(j["size"], " x ") + "   " + j["dtype"].get<std::string>() + ", " +
+                  std::to_string(j["channels"].get<int64_t>()) + " channel(s)");
+  if (j.contains("spacing")) row("spacing", join(j["spacing"], " x ") + " mm");
+  if (j.contains("orientation")) row("orientation", j["orientation"].get<std::string>());
+  if (j.contains("affine"))
+    for (int r = 0; r < 3; ++r) row(r == 0 ? "affine" : "", "[" + join(j["affine"][r], ", ") + "]");
+  if (j.contains("modality")) row("modality", j["modality"].get<std::string>());
+  if (j["kind"] == "slide") {
+    row("vendor", j["vendor"].get<std::string>());
+    row("um/px", j["mpp"].is_null() ? "unknown (pass --mpp)" : join(j["mpp"], " x ") + "  (" + j["mpp_source"].get<std::string>() + ")");
+    for (size_t l = 0; l < j["levels"].size(); ++l) {
+      const auto& lv = j["levels"][l];
+      row(l == 0 ? "levels" : "", std::to_string(l) + ": " + join(lv["size"], " x ") + "  downsample " + num(lv["downsample"].get<double>()));
+    }
+    if (!j["associated_images"].empty()) row("associated", join(j["associated_images"], ", "));
+  }
+  if (j.contains("meta"))
+    for (auto& [k, v] : j["meta"].items()) row(k.c_str(), v.get<std::string>());
+  if (j.contains("stats")) {
+    const auto& s = j["stats"];
+    row("stats", "min " + num(s["min"].get<double>()) + "  max " + num(s["max"].get<double>()) + "  mean " +
+                     num(s["mean"].get<double>()) + "  std " + num(s["std"].get<double>()));
+  }
+  if (j.contains("phi"))
+    for (auto& [k, v] : j["phi"].items()) row(k.c_str(), v.get<std::string>() + "  [PHI]");
+  return os.str();
 }
 
 }  // namespace medfm::io

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <string>
 
 #include "medfm/core/image.h"
 #include "medfm/io/slide.h"
@@ -17,6 +18,8 @@ struct DescribeOptions {
 
 nlohmann::json describe_image(const Image& img, const DescribeOptions& opts);
 nlohmann::json describe_slide(const Slide& slide, const DescribeOptions& opts);
+// The human-readable form of a describe_* result (with "path" set): one "key  value" row a line.
+std::string describe_text(const nlohmann::json& j);
 // {min, max, mean, std (population)} over every element, computed in float64.
 nlohmann::json pixel_stats(const at::Tensor& t);
 // World position (RAS mm) of the volume's centre of mass, weights = value - global minimum summed

@@ -5,9 +5,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <fstream>
 
+#include "medfm/core/config.h"
 #include "medfm/core/error.h"
 #include "medfm/io/readers.h"
 
@@ -111,6 +113,32 @@ std::unique_ptr<Slide> open_slide(const std::string& path, const ReadOptions& op
   const Format& f = require_format(path);
   MEDFM_CHECK_T(FormatError, f.kind == Kind::Slide, "'", path, "' is a ", kind_name(f.kind), ", not a whole-slide image");
   return f.open(path, opts);
+}
+
+void ReadSpec::bind(Config& cfg) {
+  cfg.bind("read.series", series, "DICOM directory: which series (SeriesNumber, #index or SeriesInstanceUID)");
+  cfg.bind("read.repair", repair, "DICOM series repairs to allow: duplicates, gaps, tilt");
+  cfg.bind("read.slice_spacing", slice_spacing, "DICOM series slice step: mean | first-pair");
+  cfg.bind("read.mpp", mpp, "slides: um/px instead of the file's (0: the file's)");
+  cfg.bind("read.show_phi", show_phi, "read patient-identifying DICOM attributes");
+}
+
+ReadOptions ReadSpec::options() const {
+  ReadOptions o;
+  o.include_phi = show_phi;
+  o.series_uid = series;
+  for (const auto& r : repair) {
+    if (r == "duplicates") o.repair.drop_duplicates = true;
+    else if (r == "gaps") o.repair.allow_gaps = true;
+    else if (r == "tilt") o.repair.allow_tilt = true;
+    else throw ConfigError("read: unknown repair '" + r + "' (duplicates, gaps, tilt)");
+  }
+  MEDFM_CHECK_T(ConfigError, std::isfinite(mpp) && mpp >= 0, "read: um/px ", mpp, " must be positive (0: the file's)");
+  if (mpp > 0) o.mpp = mpp;
+  MEDFM_CHECK_T(ConfigError, slice_spacing == "mean" || slice_spacing == "first-pair", "read: slice spacing '",
+                slice_spacing, "' is not mean or first-pair");
+  o.slice_spacing = slice_spacing == "first-pair" ? SliceSpacing::FirstPair : SliceSpacing::Mean;
+  return o;
 }
 
 }  // namespace medfm::io

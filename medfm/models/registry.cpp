@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "medfm/core/error.h"
@@ -113,6 +114,25 @@ bool parse_bool(const std::string& key, const std::string& v) {
 }
 
 }  // namespace
+
+nlohmann::json describe_entry(const ModelEntry& e) {
+  const auto& v = e.vit;
+  const auto& p = e.preprocess;
+  return {{"name", e.name},
+          {"description", e.description},
+          {"family", e.family},
+          {"weights_layout", e.weights_layout},
+          {"arch",
+           {{"img_size", v.img_size}, {"patch_size", v.patch_size}, {"embed_dim", v.embed_dim}, {"depth", v.depth},
+            {"num_heads", v.num_heads}, {"mlp_hidden", v.mlp_hidden}, {"swiglu", v.swiglu},
+            {"qkv_bias", v.qkv_bias}, {"reg_tokens", v.reg_tokens}, {"no_embed_class", v.no_embed_class},
+            {"init_values", v.init_values}, {"norm_eps", v.norm_eps}}},
+          {"embedding_dim", v.out_dim()},
+          {"pool", pool_name(v.pool)},
+          {"preprocess",
+           {{"resize", p.resize_size}, {"crop", p.input_size}, {"interpolation", p.interpolation}, {"mean", p.mean},
+            {"std", p.std}}}};
+}
 
 VitConfig apply_vit_overrides(VitConfig c, const ModelOverrides& overrides) {
   for (const auto& [k, v] : overrides) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct ModelEntry {
 const std::vector<ModelEntry>& model_registry();
 // Throws ConfigError naming the unknown model and listing the known ones.
 const ModelEntry& find_model(const std::string& name);
+
+// A registry row as JSON (name, description, family, weights_layout, arch, embedding_dim, pool,
+// preprocess), as `medfm models --json` lists it.
+nlohmann::json describe_entry(const ModelEntry& e);
 
 // Architecture overrides by key, values as text. ViT keys: img_size, patch_size, in_chans,
 // embed_dim, depth, num_heads, mlp_hidden, qkv_bias, reg_tokens, no_embed_class, init_values,
