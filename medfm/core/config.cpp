@@ -197,14 +197,14 @@ void Config::apply_file(const std::string& path) {
 void Config::apply_set(const std::string& assignment) {
   auto eq = assignment.find('=');
   MEDFM_CHECK_T(ConfigError, eq != std::string::npos && eq > 0,
-                "config: --set expects key=value, got '", assignment, "'");
+                "config: an override expects key=value, got '", assignment, "'");
   std::string key = assignment.substr(0, eq);
   std::string value = assignment.substr(eq + 1);
   auto it = fields_.find(key);
-  MEDFM_CHECK_T(ConfigError, it != fields_.end(), "config: unknown key '", key, "' in --set");
+  MEDFM_CHECK_T(ConfigError, it != fields_.end(), "config: unknown key '", key, "' in an override");
   const std::string& type = it->second.type;
   if (type.size() > 2 && type.compare(type.size() - 2, 2, "[]") == 0) {
-    apply_value(key, value, "--set " + key);  // a TOML array or comma-separated items
+    apply_value(key, value, "override " + key);  // a TOML array or comma-separated items
     return;
   }
   toml::table tbl;
@@ -214,7 +214,7 @@ void Config::apply_set(const std::string& assignment) {
     tbl = toml::table{{"v", value}};  // bare word: a string
   }
   if (it->second.type == "string" && !tbl["v"].is_string()) tbl = toml::table{{"v", value}};
-  it->second.set(tbl.get("v"), "--set " + key);
+  it->second.set(tbl.get("v"), "override " + key);
 }
 
 void Config::apply_value(const std::string& key, const std::string& raw, const std::string& origin) {

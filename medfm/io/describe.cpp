@@ -123,7 +123,7 @@ std::string describe_text(const nlohmann::json& j) {
   if (j.contains("modality")) row("modality", j["modality"].get<std::string>());
   if (j["kind"] == "slide") {
     row("vendor", j["vendor"].get<std::string>());
-    row("um/px", j["mpp"].is_null() ? "unknown (pass --mpp)" : join(j["mpp"], " x ") + "  (" + j["mpp_source"].get<std::string>() + ")");
+    row("um/px", j["mpp"].is_null() ? "unknown (set read.mpp)" : join(j["mpp"], " x ") + "  (" + j["mpp_source"].get<std::string>() + ")");
     for (size_t l = 0; l < j["levels"].size(); ++l) {
       const auto& lv = j["levels"][l];
       row(l == 0 ? "levels" : "", std::to_string(l) + ": " + join(lv["size"], " x ") + "  downsample " + num(lv["downsample"].get<double>()));

@@ -476,12 +476,7 @@ bool dicom_can_read(const std::string& path, const std::string& head, bool is_di
 
 Image dicom_read(const std::string& path, const ReadOptions& opts) {
   std::optional<Decoded> fast;
-  if (opts.dicom_fast_native) {
-    try {
-      fast = decode_native_fast(path, read_header_only(path, opts.include_phi));
-    } catch (const FormatError&) {  // GDCM's full read below reports it (or copes)
-    }
-  }
+  if (opts.dicom_fast_native) fast = decode_native_fast(path, read_header_only(path, opts.include_phi));
   Decoded d = fast ? std::move(*fast) : decode_file(path, opts.include_phi);
   Image img;
   fill_common(img, d);

@@ -93,7 +93,7 @@ Image dicom_series_read(const std::string& dir, const ReadOptions& opts) {
     chosen = order[0];
     MEDFM_CHECK_T(ConfigError, opts.series_uid.empty() || opts.series_uid == chosen || opts.series_uid == "1" ||
                                    opts.series_uid == headers[series[chosen][0]].series_number,
-                  "dicom: --series ", opts.series_uid, " not found in '", dir, "'");
+                  "dicom: series ", opts.series_uid, " (read.series) not found in '", dir, "'");
   } else {
     std::ostringstream list;
     for (size_t s = 0; s < order.size(); ++s) {
@@ -106,7 +106,7 @@ Image dicom_series_read(const std::string& dir, const ReadOptions& opts) {
            << " " << (h0.modality.empty() ? "?" : h0.modality) << " " << idx.size() << " files";
     }
     MEDFM_CHECK_T(FormatError, !chosen.empty(), "dicom: ", series.size(), " series in '", dir, "' (", list.str(), "); ",
-                  opts.series_uid.empty() ? "choose one with --series NUMBER|#INDEX|UID" : "--series matches none");
+                  opts.series_uid.empty() ? "choose one with read.series = NUMBER|#INDEX|UID" : "read.series matches none");
   }
   const auto& idx = series[chosen];
   std::vector<SliceHeader> sh;

@@ -82,7 +82,7 @@ SeriesPlan plan_series(const std::vector<SliceHeader>& in, const SeriesRepair& r
     if (!kept.empty() && std::abs(d[idx] - d[kept.back()]) < dup_tol) {
       MEDFM_CHECK_T(FormatError, repair.drop_duplicates, "dicom: duplicate slice position ", fmt(d[idx]), " mm in ",
                     base(in[kept.back()].file), " and ", base(in[idx].file), " (", where,
-                    "; --repair duplicates keeps the first)");
+                    "; repair 'duplicates' (read.repair) keeps the first)");
       plan.repairs.push_back("dropped duplicate " + base(in[idx].file));
       continue;
     }
@@ -122,7 +122,7 @@ SeriesPlan plan_series(const std::vector<SliceHeader>& in, const SeriesRepair& r
                   " mm between ", base(in[kept[i]].file), " and ", base(in[kept[i + 1]].file), ") in ", where);
     MEDFM_CHECK_T(FormatError, repair.allow_gaps, "dicom: gap in series: ", k - 1, " missing slice(s) between ",
                   base(in[kept[i]].file), " and ", base(in[kept[i + 1]].file), " (", fmt(steps[i]), " mm, step ",
-                  fmt(step), " mm) in ", where, "; --repair gaps interpolates them");
+                  fmt(step), " mm) in ", where, "; repair 'gaps' (read.repair) interpolates them");
     MEDFM_CHECK_T(FormatError, k - 1 <= m - missing, "dicom: gap too large to interpolate: ", k - 1,
                   " missing slice(s) between ", base(in[kept[i]].file), " and ", base(in[kept[i + 1]].file), " (",
                   fmt(steps[i]), " mm, step ", fmt(step), " mm) in ", where, "; a repaired series may have at most as many",
@@ -150,7 +150,7 @@ SeriesPlan plan_series(const std::vector<SliceHeader>& in, const SeriesRepair& r
   if (tilt_deg > 0.05) {
     MEDFM_CHECK_T(FormatError, repair.allow_tilt, "dicom: gantry tilt of ", fmt(tilt_deg),
                   " degrees (slice positions are not along the slice normal) in ", where,
-                  "; --repair tilt keeps a sheared affine");
+                  "; repair 'tilt' (read.repair) keeps a sheared affine");
     c2 = v;
     plan.repairs.push_back("kept gantry tilt of " + fmt(tilt_deg) + " degrees as a sheared affine");
   }

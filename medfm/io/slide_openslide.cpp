@@ -114,7 +114,7 @@ class OpenSlideSlide final : public Slide {
   // resolution tags (centimetre or inch; 72/96/300 dpi defaults rejected), else vendor fields.
   void resolve_mpp(std::optional<double> override_mpp) {
     if (override_mpp) {
-      MEDFM_CHECK_T(ConfigError, *override_mpp > 0 && std::isfinite(*override_mpp), "slide: --mpp must be positive");
+      MEDFM_CHECK_T(ConfigError, *override_mpp > 0 && std::isfinite(*override_mpp), "slide: the um/px override (read.mpp) must be positive");
       mpp_ = std::array<double, 2>{*override_mpp, *override_mpp};
       mpp_source_ = "override";
       return;

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -241,7 +242,9 @@ std::string LoadReport::summary() const {
   return os.str();
 }
 
-LoadReport load_vit_weights(Vit& model, StateDict sd, bool allow_partial, WeightsLayout layout) {
+namespace {
+
+LoadReport load_into(Vit& model, StateDict sd, bool allow_partial, WeightsLayout layout, const std::string& origin) {
   LoadReport r;
   r.layout = layout == WeightsLayout::kAuto ? detect_layout(sd) : layout;
   const VitConfig& cfg = model->config();
@@ -263,11 +266,10 @@ LoadReport load_vit_weights(Vit& model, StateDict sd, bool allow_partial, Weight
     if (name == "pos_embed" && v.dim() == 3 && v.sizes() != item.value().sizes() &&
         v.size(2) == item.value().size(2)) {
       const int64_t n_pre = cfg.no_embed_class ? 0 : cfg.n_prefix();
-      try {
-        v = resample_pos_embed(v, n_pre, cfg.grid(), cfg.grid());
-      } catch (const Error&) {
-        // leave as is: reported as mis-shaped below
-      }
+      const int64_t n_grid = v.size(1) - n_pre;
+      const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(std::max<int64_t>(n_grid, 0)))));
+      if (n_grid > 0 && g * g == n_grid) v = resample_pos_embed(v, n_pre, cfg.grid(), cfg.grid());
+      // otherwise not a square grid: reported as mis-shaped below
     }
     if (v.sizes() != item.value().sizes()) {
       std::ostringstream os;
@@ -280,20 +282,23 @@ LoadReport load_vit_weights(Vit& model, StateDict sd, bool allow_partial, Weight
   for (const auto& kv : remapped)
     if (!seen.count(kv.first)) r.unexpected.push_back(kv.first);
   if (!allow_partial && !r.complete()) {
-    throw Error("checkpoint: refusing a partial load (pass --allow-partial to accept it): " + r.summary());
+    throw Error("checkpoint: refusing a partial load" + origin + " (model.allow_partial = true accepts it): " +
+                r.summary());
   }
   torch::NoGradGuard no_grad;
   for (auto& [dst, src] : copies) dst.copy_(src.to(dst.dtype()));
   return r;
 }
 
+}  // namespace
+
+LoadReport load_vit_weights(Vit& model, StateDict sd, bool allow_partial, WeightsLayout layout) {
+  return load_into(model, std::move(sd), allow_partial, layout, "");
+}
+
 LoadReport load_vit_weights(Vit& model, const std::string& path, bool allow_partial, WeightsLayout layout) {
   auto st = SafeTensors::open(path);
-  try {
-    return load_vit_weights(model, st.load_all(), allow_partial, layout);
-  } catch (const Error& e) {
-    throw Error(std::string(e.what()) + " (" + path + ")");
-  }
+  return load_into(model, st.load_all(), allow_partial, layout, " of " + path);
 }
 
 }  // namespace medfm::models

