@@ -70,6 +70,19 @@ TEST(Resample, NearestKeepsTheLabelSet) {
   EXPECT_EQ(r.pixels.scalar_type(), at::kLong);
   auto in = std::get<0>(at::_unique(img.pixels)), out = std::get<0>(at::_unique(r.pixels));
   EXPECT_TRUE(at::isin(out, in).all().item<bool>());
+  EXPECT_GT(out.numel(), 3);  // a non-constant map stays non-constant
+  // Every output voxel holds the label of the input voxel nearest to its world position.
+  auto s = r.size();
+  for (int64_t k = 0; k < s[2]; ++k)
+    for (int64_t j = 0; j < s[1]; ++j)
+      for (int64_t i = 0; i < s[0]; ++i) {
+        const double i_in = i * 0.6 / 1.5, j_in = j * 0.9 / 3.0, k_in = k * 1.1 / 2.0;  // input index along each axis
+        const double frac[3] = {i_in - std::floor(i_in), j_in - std::floor(j_in), k_in - std::floor(k_in)};
+        if (std::abs(frac[0] - 0.5) < 1e-6 || std::abs(frac[1] - 0.5) < 1e-6 || std::abs(frac[2] - 0.5) < 1e-6)
+          continue;  // halfway between two voxels: either is nearest
+        const float want = value_at_world(img, r.geometry.voxel_to_world({double(i), double(j), double(k)}));
+        ASSERT_EQ(r.pixels.index({0, k, j, i}).item<float>(), want) << i << "," << j << "," << k;
+      }
 }
 
 TEST(Window, PresetsAndStacking) {
@@ -82,6 +95,12 @@ TEST(Window, PresetsAndStacking) {
   EXPECT_FLOAT_EQ(w.flatten()[4].item<float>(), 1.f);
   Image st = window_stack(ct, {"brain", "bone", "lung"});
   EXPECT_EQ(st.pixels.sizes(), (std::vector<int64_t>{3, 1, 1, 5}));
+  // brain [0, 80]; bone (400, 1800) -> [-500, 1300]; lung (-600, 1500) -> [-1350, 150].
+  auto want = torch::tensor({0.f, 0.f, 0.5f, 1.f, 1.f,                                  //
+                             0.f, 500.f / 1800, 540.f / 1800, 580.f / 1800, 1500.f / 1800,  //
+                             350.f / 1500, 1.f * 1350 / 1500, 1390.f / 1500, 1430.f / 1500, 1.f})
+                  .view({3, 1, 1, 5});
+  EXPECT_TRUE(torch::allclose(st.pixels, want, 1e-6, 1e-7)) << st.pixels;
   EXPECT_THROW(window_preset("nope"), ConfigError);
   EXPECT_THROW(file_window(ct), ConfigError);
   ct.meta["window_center"] = "40";

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include <ATen/ATen.h>
+
 #include "medfm/core/error.h"
 #include "medfm/io/formats.h"
 
@@ -78,8 +80,13 @@ class NiftiLies : public ::testing::Test {
 };
 
 TEST_F(NiftiLies, ValidFilesRead) {
-  EXPECT_EQ(open_volume(write(nifti1())).pixels.numel(), 8);
-  EXPECT_EQ(open_volume(write(nifti2())).pixels.numel(), 8);
+  // Voxels 0..7 in file order (x fastest) land at [c, z, y, x] = value, as nibabel reads them.
+  const auto want = at::arange(8, at::kByte).view({1, 2, 2, 2});
+  for (const auto& bytes : {nifti1(), nifti2()}) {
+    auto img = open_volume(write(bytes));
+    EXPECT_TRUE(img.pixels.equal(want)) << img.pixels;
+    EXPECT_EQ(img.pixels.index({0, 1, 0, 1}).item<int>(), 5);  // x=1, y=0, z=1: 1 + 0*2 + 1*4
+  }
 }
 
 TEST_F(NiftiLies, Nifti2RankOutOfRange) {
