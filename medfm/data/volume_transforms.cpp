@@ -147,7 +147,7 @@ at::Tensor apply_window(const at::Tensor& hu, const Window& w) {
 }
 
 Image window_stack(const Image& ct, const std::vector<std::string>& presets) {
-  MEDFM_CHECK_T(ConfigError, ct.channels() == 1, "window: expected a single-channel CT, got ", ct.channels(), " channels");
+  MEDFM_CHECK_T(ConfigError, ct.leading() == 1, "window: expected a single-channel CT, got ", ct.leading(), " channels");
   MEDFM_CHECK_T(ConfigError, !presets.empty(), "window: no presets given");
   std::vector<at::Tensor> ch;
   for (const auto& p : presets) ch.push_back(apply_window(ct.pixels[0], window_preset(p)));
@@ -169,7 +169,7 @@ at::Tensor fg_values(const at::Tensor& c, bool nonzero_only) {
 Image zscore(const Image& mr, bool nonzero_only) {
   Image out = mr;
   std::vector<at::Tensor> ch;
-  for (int64_t c = 0; c < mr.channels(); ++c) {
+  for (int64_t c = 0; c < mr.leading(); ++c) {
     auto x = mr.pixels[c].to(at::kFloat);
     auto v = fg_values(x, nonzero_only);
     double m = v.mean().item<double>(), s = v.std(false).item<double>();
@@ -185,7 +185,7 @@ Image percentile_normalize(const Image& mr, double lo, double hi, bool nonzero_o
   MEDFM_CHECK_T(ConfigError, 0 <= lo && lo < hi && hi <= 100, "normalize: need 0 <= lo < hi <= 100");
   Image out = mr;
   std::vector<at::Tensor> ch;
-  for (int64_t c = 0; c < mr.channels(); ++c) {
+  for (int64_t c = 0; c < mr.leading(); ++c) {
     auto x = mr.pixels[c].to(at::kFloat);
     auto v = std::get<0>(fg_values(x, nonzero_only).sort());
     auto q = [&](double p) {  // linear interpolation between order statistics (numpy's default)

@@ -167,7 +167,7 @@ TEST(FundusFov, RealFundusPhotograph) {
   const char* d = std::getenv("MEDFM_DATA");
   const char* home = std::getenv("HOME");
   std::string path = (d ? std::string(d) : std::string(home ? home : ".") + "/.cache/medfm/data") + "/images/retina.jpg";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "run scripts/fetch_data.sh";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path << " missing: run scripts/fetch_data.sh";
   Image img = io::open_image(path);  // 1411 x 1411 colour fundus photograph, disc on black
   FundusFov f;
   Image c = fundus_fov_crop(img, 0.1, &f);

@@ -104,7 +104,7 @@ class FileSource : public Source {
   }
 
   std::vector<Sample> load_volume(size_t i, const Image& img) const {
-    MEDFM_CHECK_T(NotImplemented, img.n_timepoints == 1 && (img.channels() == 1 || img.channels() == 3),
+    MEDFM_CHECK_T(NotImplemented, !img.is_time_series() && (img.channels() == 1 || img.channels() == 3),
                   "a volume with ", img.channels(), " channels / ", img.n_timepoints,
                   " time points (embed takes one 3D volume per input)");
     Image ras = data::reorient(img, "RAS");

@@ -39,7 +39,7 @@ nlohmann::json describe_image(const Image& img, const DescribeOptions& opts) {
   j["format"] = img.format;
   j["kind"] = img.is_volume ? "volume" : "image";
   auto sz = img.size();
-  j["channels"] = img.is_volume ? img.channels() / img.n_timepoints : img.channels();
+  j["channels"] = img.channels();
   j["dtype"] = img.stored_dtype;
   if (img.is_volume) {
     std::vector<int64_t> size{sz[0], sz[1], sz[2]};

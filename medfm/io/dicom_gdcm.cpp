@@ -222,14 +222,11 @@ void check_j2k_fragments(const gdcm::DataElement& pd, const Header& h, int64_t s
 
 }  // namespace
 
-Decoded decode_file(const std::string& path, bool include_phi) {
-  quiet_gdcm();
+namespace {
+
+// Step 1: the data set, parsed by GDCM after medfm's structural check.
+void read_data_set(gdcm::Reader& reader, const std::string& path) {
   check_dicom_structure(path);  // before GDCM parses anything (see dicom_structure.h)
-  // The data set is parsed with gdcm::Reader and the image assembled from its pixel module here:
-  // GDCM's ImageReader would also run its geometry helpers (spacing, origin, direction, z spacing
-  // from positions), whose assertions abort on malformed values medfm reads itself anyway. Palette
-  // colour images still go through ImageReader (its lookup-table code needs the full image).
-  gdcm::Reader reader;
   reader.SetFileName(path.c_str());
   bool ok = false;
   try {
@@ -238,149 +235,168 @@ Decoded decode_file(const std::string& path, bool include_phi) {
     throw FormatError("dicom: GDCM cannot read '" + path + "': " + first_line(e.what()));
   }
   const gdcm::DataSet& rds = reader.GetFile().GetDataSet();
-  if (!ok || !rds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))) {
-    bool parsed = !rds.IsEmpty();
-    MEDFM_CHECK_T(FormatError, !(parsed && !rds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))),
-                  "dicom: no pixel data (not an image object) in '", path, "'");
-    std::string head = read_head(path, 132);
-    bool preamble = head.size() >= 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0;
-    MEDFM_CHECK_T(FormatError, preamble || parsed, "dicom: '", path, "' is not a DICOM file (no DICM preamble, no data set)");
-    throw FormatError("dicom: cannot parse the data set of '" + path + "' (truncated or corrupt)");
-  }
-  const Header ph = read_header_fields(rds, path, include_phi);
+  if (ok && rds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))) return;
+  bool parsed = !rds.IsEmpty();
+  MEDFM_CHECK_T(FormatError, !(parsed && !rds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))),
+                "dicom: no pixel data (not an image object) in '", path, "'");
+  std::string head = read_head(path, 132);
+  bool preamble = head.size() >= 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0;
+  MEDFM_CHECK_T(FormatError, preamble || parsed, "dicom: '", path, "' is not a DICOM file (no DICM preamble, no data set)");
+  throw FormatError("dicom: cannot parse the data set of '" + path + "' (truncated or corrupt)");
+}
+
+// Step 2: the pixel module's values, checked where gdcm::PixelFormat and the codecs would assert.
+void check_pixel_module(const Header& ph, gdcm::PhotometricInterpretation::PIType pit, const std::string& path) {
+  MEDFM_CHECK_T(FormatError, ph.slice.rows > 0 && ph.slice.cols > 0, "dicom: missing Rows or Columns in '", path, "'");
+  MEDFM_CHECK_T(FormatError, ph.bits_allocated > 0 && ph.bits_stored > 0 && ph.bits_stored <= ph.bits_allocated,
+                "dicom: missing or inconsistent BitsAllocated / BitsStored in '", path, "'");
+  MEDFM_CHECK_T(FormatError, pit != gdcm::PhotometricInterpretation::UNKNOWN && pit != gdcm::PhotometricInterpretation::PI_END,
+                "dicom: unknown PhotometricInterpretation '", ph.photometric, "' in '", path, "'");
+  const int64_t spp = ph.spp > 0 ? ph.spp : 1;
+  MEDFM_CHECK_T(FormatError, spp == 1 || spp == 3, "dicom: SamplesPerPixel ", spp, " in '", path, "'");
+  MEDFM_CHECK_T(FormatError, ph.bits_allocated == 1 || ph.bits_allocated == 8 || ph.bits_allocated == 16 || ph.bits_allocated == 32 ||
+                                 ph.bits_allocated == 64 || ph.bits_allocated == 12,
+                "dicom: BitsAllocated ", ph.bits_allocated, " in '", path, "'");
+  MEDFM_CHECK_T(FormatError, ph.pixel_rep == 0 || ph.pixel_rep == 1, "dicom: PixelRepresentation ", ph.pixel_rep, " in '", path, "'");
+  MEDFM_CHECK_T(FormatError, ph.planar_config == 0 || ph.planar_config == 1, "dicom: PlanarConfiguration ", ph.planar_config, " in '", path, "'");
+  MEDFM_CHECK_T(FormatError, ph.slice.frames < (int64_t{1} << 24), "dicom: NumberOfFrames ", ph.slice.frames, " in '", path, "'");
+}
+
+// Step 3: the gdcm::Image to decode. Assembled from the pixel module here: GDCM's ImageReader
+// would also run its geometry helpers (spacing, origin, direction, z spacing from positions),
+// whose assertions abort on malformed values medfm reads itself anyway. Palette colour images
+// still go through ImageReader (its lookup-table code needs the full image).
+struct ImageToDecode {
   gdcm::Image built;
   gdcm::ImageReader palette_reader;
   gdcm::ImageApplyLookupTable lut;
   const gdcm::Image* im = &built;
+};
+
+void assemble_image(ImageToDecode& out, const gdcm::Reader& reader, const Header& ph, const std::string& path) {
+  const gdcm::DataSet& rds = reader.GetFile().GetDataSet();
   const auto pit = gdcm::PhotometricInterpretation::GetPIType(ph.photometric.c_str());
   if (pit == gdcm::PhotometricInterpretation::PALETTE_COLOR) {
-    palette_reader.SetFileName(path.c_str());
+    out.palette_reader.SetFileName(path.c_str());
     bool pok = false;
     try {
-      pok = palette_reader.Read();
+      pok = out.palette_reader.Read();
     } catch (const std::exception& e) {
       throw FormatError("dicom: GDCM cannot read '" + path + "': " + first_line(e.what()));
     }
     MEDFM_CHECK_T(FormatError, pok, "dicom: cannot read the palette colour image '", path, "'");
-    lut.SetInput(palette_reader.GetImage());
-    MEDFM_CHECK_T(FormatError, lut.Apply(), "dicom: cannot apply the palette colour lookup table in '", path, "'");
-    im = &lut.GetOutput();
-  } else {
-    MEDFM_CHECK_T(FormatError, ph.slice.rows > 0 && ph.slice.cols > 0, "dicom: missing Rows or Columns in '", path, "'");
-    MEDFM_CHECK_T(FormatError, ph.bits_allocated > 0 && ph.bits_stored > 0 && ph.bits_stored <= ph.bits_allocated,
-                  "dicom: missing or inconsistent BitsAllocated / BitsStored in '", path, "'");
-    MEDFM_CHECK_T(FormatError, pit != gdcm::PhotometricInterpretation::UNKNOWN && pit != gdcm::PhotometricInterpretation::PI_END,
-                  "dicom: unknown PhotometricInterpretation '", ph.photometric, "' in '", path, "'");
-    const int64_t spp = ph.spp > 0 ? ph.spp : 1;
-    // What gdcm::PixelFormat and the codecs assert on, checked first.
-    MEDFM_CHECK_T(FormatError, spp == 1 || spp == 3, "dicom: SamplesPerPixel ", spp, " in '", path, "'");
-    MEDFM_CHECK_T(FormatError, ph.bits_allocated == 1 || ph.bits_allocated == 8 || ph.bits_allocated == 16 || ph.bits_allocated == 32 ||
-                                   ph.bits_allocated == 64 || ph.bits_allocated == 12,
-                  "dicom: BitsAllocated ", ph.bits_allocated, " in '", path, "'");
-    MEDFM_CHECK_T(FormatError, ph.pixel_rep == 0 || ph.pixel_rep == 1, "dicom: PixelRepresentation ", ph.pixel_rep, " in '", path, "'");
-    MEDFM_CHECK_T(FormatError, ph.planar_config == 0 || ph.planar_config == 1, "dicom: PlanarConfiguration ", ph.planar_config, " in '", path, "'");
-    MEDFM_CHECK_T(FormatError, ph.slice.frames < (int64_t{1} << 24), "dicom: NumberOfFrames ", ph.slice.frames, " in '", path, "'");
-    if (reader.GetFile().GetHeader().GetDataSetTransferSyntax() == gdcm::TransferSyntax::RLELossless)
-      check_rle_fragments(rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), ph, spp, path);
-    {
-      const auto tsj = reader.GetFile().GetHeader().GetDataSetTransferSyntax();
-      if (tsj == gdcm::TransferSyntax::JPEG2000Lossless || tsj == gdcm::TransferSyntax::JPEG2000 ||
-          tsj == gdcm::TransferSyntax::JPEG2000Part2Lossless || tsj == gdcm::TransferSyntax::JPEG2000Part2)
-        check_j2k_fragments(rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), ph, spp, path);
-    }
-    built.SetNumberOfDimensions(ph.slice.frames > 1 ? 3 : 2);
-    built.SetDimension(0, static_cast<unsigned>(ph.slice.cols));
-    built.SetDimension(1, static_cast<unsigned>(ph.slice.rows));
-    if (ph.slice.frames > 1) built.SetDimension(2, static_cast<unsigned>(ph.slice.frames));
-    built.SetPixelFormat(gdcm::PixelFormat(static_cast<unsigned short>(spp), static_cast<unsigned short>(ph.bits_allocated),
-                                           static_cast<unsigned short>(ph.bits_stored),
-                                           static_cast<unsigned short>(ph.bits_stored - 1),
-                                           static_cast<unsigned short>(ph.pixel_rep)));
-    built.SetPhotometricInterpretation(pit);
-    built.SetPlanarConfiguration(spp == 3 ? static_cast<unsigned>(ph.planar_config) : 0u);
-    built.SetTransferSyntax(reader.GetFile().GetHeader().GetDataSetTransferSyntax());
-    built.SetDataElement(rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)));
-    built.SetSlope(ph.rescale_slope);
-    built.SetIntercept(ph.rescale_intercept);
+    out.lut.SetInput(out.palette_reader.GetImage());
+    MEDFM_CHECK_T(FormatError, out.lut.Apply(), "dicom: cannot apply the palette colour lookup table in '", path, "'");
+    out.im = &out.lut.GetOutput();
+    return;
   }
-  Decoded d;
-  d.header = ph;
-  d.transfer_syntax = gdcm::TransferSyntax::GetTSString(im->GetTransferSyntax());
-  const gdcm::PixelFormat& pf = im->GetPixelFormat();
-  const unsigned nd = im->GetNumberOfDimensions();
-  const unsigned* dims = im->GetDimensions();
-  const int64_t nx = dims[0], ny = dims[1], nf = nd >= 3 ? dims[2] : 1;
-  const int64_t spp = pf.GetSamplesPerPixel();
-  MEDFM_CHECK_T(FormatError, nx > 0 && ny > 0 && nf > 0 && (spp == 1 || spp == 3), "dicom: bad image dimensions or samples per pixel in '", path, "'");
-  d.header.slice.cols = nx, d.header.slice.rows = ny, d.header.slice.frames = nf;
+  check_pixel_module(ph, pit, path);
+  const int64_t spp = ph.spp > 0 ? ph.spp : 1;
+  const auto ts = reader.GetFile().GetHeader().GetDataSetTransferSyntax();
+  const gdcm::DataElement& pd = rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010));
+  if (ts == gdcm::TransferSyntax::RLELossless) check_rle_fragments(pd, ph, spp, path);
+  if (ts == gdcm::TransferSyntax::JPEG2000Lossless || ts == gdcm::TransferSyntax::JPEG2000 ||
+      ts == gdcm::TransferSyntax::JPEG2000Part2Lossless || ts == gdcm::TransferSyntax::JPEG2000Part2)
+    check_j2k_fragments(pd, ph, spp, path);
+  gdcm::Image& b = out.built;
+  b.SetNumberOfDimensions(ph.slice.frames > 1 ? 3 : 2);
+  b.SetDimension(0, static_cast<unsigned>(ph.slice.cols));
+  b.SetDimension(1, static_cast<unsigned>(ph.slice.rows));
+  if (ph.slice.frames > 1) b.SetDimension(2, static_cast<unsigned>(ph.slice.frames));
+  b.SetPixelFormat(gdcm::PixelFormat(static_cast<unsigned short>(spp), static_cast<unsigned short>(ph.bits_allocated),
+                                     static_cast<unsigned short>(ph.bits_stored),
+                                     static_cast<unsigned short>(ph.bits_stored - 1),
+                                     static_cast<unsigned short>(ph.pixel_rep)));
+  b.SetPhotometricInterpretation(pit);
+  b.SetPlanarConfiguration(spp == 3 ? static_cast<unsigned>(ph.planar_config) : 0u);
+  b.SetTransferSyntax(ts);
+  b.SetDataElement(pd);
+  b.SetSlope(ph.rescale_slope);
+  b.SetIntercept(ph.rescale_intercept);
+}
 
-  if (!im->GetTransferSyntax().IsEncapsulated()) {
-    // Native (uncompressed) pixel data must hold every frame; GDCM would pad a short value.
-    const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
-    const gdcm::Tag pd(0x7fe0, 0x0010);
-    const gdcm::ByteValue* bv = ds.FindDataElement(pd) ? ds.GetDataElement(pd).GetByteValue() : nullptr;
-    uint64_t have = bv ? static_cast<uint64_t>(bv->GetLength()) : uint64_t{0};
-    const uint64_t need = (static_cast<uint64_t>(nx) * ny * nf * spp * pf.GetBitsAllocated() + 7) / 8;
-    // GDCM zero-fills a value cut short by the end of the file: find the PixelData element in the
-    // file's tail and measure what really follows its header (not possible for deflate).
-    const auto& ts = im->GetTransferSyntax();
-    if (bv && ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian) {
-      const uint32_t vl = static_cast<uint32_t>(ds.GetDataElement(pd).GetVL());
-      if (auto v = find_pixel_value(path, vl, ts.IsImplicit(), ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
-        have = std::min(have, v->available);
-    }
-    MEDFM_CHECK_T(FormatError, have >= need, "dicom: truncated pixel data in '", path, "': ", have, " bytes, ",
-                  nx, "x", ny, "x", nf, " frames need ", need);
+// Step 4: native (uncompressed) pixel data must hold every frame; GDCM would zero-fill a value
+// cut short by the end of the file, so what really follows the element header is measured in the
+// file's tail (not possible for deflate).
+void check_native_length(const gdcm::Reader& reader, const gdcm::Image& im, const std::string& path) {
+  if (im.GetTransferSyntax().IsEncapsulated()) return;
+  const unsigned* dims = im.GetDimensions();
+  const uint64_t nx = dims[0], ny = dims[1], nf = im.GetNumberOfDimensions() >= 3 ? dims[2] : 1;
+  const gdcm::PixelFormat& pf = im.GetPixelFormat();
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  const gdcm::Tag pd(0x7fe0, 0x0010);
+  const gdcm::ByteValue* bv = ds.FindDataElement(pd) ? ds.GetDataElement(pd).GetByteValue() : nullptr;
+  uint64_t have = bv ? static_cast<uint64_t>(bv->GetLength()) : uint64_t{0};
+  const uint64_t need = (nx * ny * nf * pf.GetSamplesPerPixel() * pf.GetBitsAllocated() + 7) / 8;
+  const auto& ts = im.GetTransferSyntax();
+  if (bv && ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian) {
+    const uint32_t vl = static_cast<uint32_t>(ds.GetDataElement(pd).GetVL());
+    if (auto v = find_pixel_value(path, vl, ts.IsImplicit(), ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
+      have = std::min(have, v->available);
   }
-  const unsigned long len = im->GetBufferLength();
+  MEDFM_CHECK_T(FormatError, have >= need, "dicom: truncated pixel data in '", path, "': ", have, " bytes, ", nx, "x",
+                ny, "x", nf, " frames need ", need);
+}
+
+// Step 5: the decoded samples, flat, in their stored type (unsigned 16/32-bit widened, 1-bit
+// unpacked). Sets *stored_dtype.
+at::Tensor decode_samples(const gdcm::Image& im, int64_t n_samples, const std::string& transfer_syntax,
+                          const std::string& path, std::string* stored_dtype) {
+  const gdcm::PixelFormat& pf = im.GetPixelFormat();
+  const unsigned long len = im.GetBufferLength();
   // Decode straight into tensor memory (8-byte aligned so it can be viewed as any sample type).
   at::Tensor raw = torch::empty({static_cast<int64_t>((len + 7) / 8)}, at::kDouble);
   char* buf = reinterpret_cast<char*>(raw.data_ptr());
-  MEDFM_CHECK_T(FormatError, len > 0 && im->GetBuffer(buf), "dicom: cannot decode pixel data (",
-                d.transfer_syntax, ") in '", path, "' (truncated or corrupt)");
-  const int64_t n_samples = nx * ny * nf * spp;
+  MEDFM_CHECK_T(FormatError, len > 0 && im.GetBuffer(buf), "dicom: cannot decode pixel data (", transfer_syntax,
+                ") in '", path, "' (truncated or corrupt)");
   at::ScalarType st;
   int bytes;
+  std::string& sd = *stored_dtype;
   switch (pf.GetScalarType()) {
-    case gdcm::PixelFormat::UINT8: st = at::kByte, bytes = 1, d.stored_dtype = "uint8"; break;
-    case gdcm::PixelFormat::INT8: st = at::kChar, bytes = 1, d.stored_dtype = "int8"; break;
+    case gdcm::PixelFormat::UINT8: st = at::kByte, bytes = 1, sd = "uint8"; break;
+    case gdcm::PixelFormat::INT8: st = at::kChar, bytes = 1, sd = "int8"; break;
     case gdcm::PixelFormat::UINT12:
-    case gdcm::PixelFormat::UINT16: st = at::kShort, bytes = 2, d.stored_dtype = "uint16"; break;
+    case gdcm::PixelFormat::UINT16: st = at::kShort, bytes = 2, sd = "uint16"; break;
     case gdcm::PixelFormat::INT12:
-    case gdcm::PixelFormat::INT16: st = at::kShort, bytes = 2, d.stored_dtype = "int16"; break;
-    case gdcm::PixelFormat::UINT32: st = at::kInt, bytes = 4, d.stored_dtype = "uint32"; break;
-    case gdcm::PixelFormat::INT32: st = at::kInt, bytes = 4, d.stored_dtype = "int32"; break;
-    case gdcm::PixelFormat::FLOAT32: st = at::kFloat, bytes = 4, d.stored_dtype = "float32"; break;
-    case gdcm::PixelFormat::FLOAT64: st = at::kDouble, bytes = 8, d.stored_dtype = "float64"; break;
-    case gdcm::PixelFormat::SINGLEBIT: st = at::kByte, bytes = 0, d.stored_dtype = "bit"; break;
+    case gdcm::PixelFormat::INT16: st = at::kShort, bytes = 2, sd = "int16"; break;
+    case gdcm::PixelFormat::UINT32: st = at::kInt, bytes = 4, sd = "uint32"; break;
+    case gdcm::PixelFormat::INT32: st = at::kInt, bytes = 4, sd = "int32"; break;
+    case gdcm::PixelFormat::FLOAT32: st = at::kFloat, bytes = 4, sd = "float32"; break;
+    case gdcm::PixelFormat::FLOAT64: st = at::kDouble, bytes = 8, sd = "float64"; break;
+    case gdcm::PixelFormat::SINGLEBIT: st = at::kByte, bytes = 0, sd = "bit"; break;
     default: throw NotImplemented(std::string("dicom: pixel format ") + pf.GetScalarTypeAsString() + " in '" + path + "'");
   }
-  at::Tensor flat;
   if (bytes == 0) {
     MEDFM_CHECK_T(FormatError, static_cast<int64_t>(len) * 8 >= n_samples, "dicom: short bit-packed pixel data in '", path, "'");
-    flat = torch::empty({n_samples}, at::kByte);
+    auto flat = torch::empty({n_samples}, at::kByte);
     auto* o = flat.data_ptr<uint8_t>();
     for (int64_t i = 0; i < n_samples; ++i) o[i] = (static_cast<uint8_t>(buf[i >> 3]) >> (i & 7)) & 1;
-  } else {
-    MEDFM_CHECK_T(FormatError, static_cast<int64_t>(len) >= n_samples * bytes, "dicom: pixel data holds ", len,
-                  " bytes, the header needs ", n_samples * bytes, " in '", path, "' (truncated)");
-    flat = torch::from_blob(buf, {n_samples}, [raw](void*) {}, at::TensorOptions().dtype(st));  // keeps raw alive
+    return flat;
   }
-  if (d.stored_dtype == "uint16") flat = flat.to(at::kInt).bitwise_and(0xFFFF);
-  if (d.stored_dtype == "uint32") flat = flat.to(at::kLong).bitwise_and(int64_t{0xFFFFFFFF});
+  MEDFM_CHECK_T(FormatError, static_cast<int64_t>(len) >= n_samples * bytes, "dicom: pixel data holds ", len,
+                " bytes, the header needs ", n_samples * bytes, " in '", path, "' (truncated)");
+  auto flat = torch::from_blob(buf, {n_samples}, [raw](void*) {}, at::TensorOptions().dtype(st));  // keeps raw alive
+  return widen_unsigned(flat, sd);
+}
 
-  // Layout -> [C, F, Y, X].
+// Step 6: [C, F, Y, X] with larger always brighter: YBR -> RGB, MONOCHROME1 inverted over the
+// stored range. Sets *photometric to what the pixels now are.
+at::Tensor to_display(const at::Tensor& flat, const gdcm::Image& im, int64_t nf, int64_t ny, int64_t nx,
+                      const std::string& stored_dtype, const std::string& path, std::string* photometric) {
+  const gdcm::PixelFormat& pf = im.GetPixelFormat();
+  const int64_t spp = pf.GetSamplesPerPixel();
   at::Tensor px;
   if (spp == 1) {
     px = flat.view({1, nf, ny, nx});
-  } else if (im->GetPlanarConfiguration() == 1) {
+  } else if (im.GetPlanarConfiguration() == 1) {
     px = flat.view({nf, 3, ny, nx}).permute({1, 0, 2, 3}).contiguous();
   } else {
     px = flat.view({nf, ny, nx, 3}).permute({3, 0, 1, 2}).contiguous();
   }
-  const auto pi = im->GetPhotometricInterpretation();
-  d.photometric = gdcm::PhotometricInterpretation::GetPIString(pi);
-  while (!d.photometric.empty() && d.photometric.back() == ' ') d.photometric.pop_back();
+  const auto pi = im.GetPhotometricInterpretation();
+  std::string& phot = *photometric;
+  phot = gdcm::PhotometricInterpretation::GetPIString(pi);
+  while (!phot.empty() && phot.back() == ' ') phot.pop_back();
   if (spp == 3 && (pi == gdcm::PhotometricInterpretation::YBR_FULL || pi == gdcm::PhotometricInterpretation::YBR_FULL_422)) {
     // Full-range YCbCr (PS3.3 C.7.6.3.1.2) -> RGB, rounded and clipped.
     MEDFM_CHECK_T(NotImplemented, px.scalar_type() == at::kByte, "dicom: YBR with more than 8 bits in '", path, "'");
@@ -388,26 +404,50 @@ Decoded decode_file(const std::string& path, bool include_phi) {
     auto y = f[0], cb = f[1] - 128.0, cr = f[2] - 128.0;
     auto r = y + 1.402 * cr, g = y - 0.344136 * cb - 0.714136 * cr, b = y + 1.772 * cb;
     px = torch::stack({r, g, b}).round().clamp(0, 255).to(at::kByte);
-    d.photometric = "RGB (from " + d.photometric + ")";
+    phot = "RGB (from " + phot + ")";
   } else if (spp == 3) {
     MEDFM_CHECK_T(NotImplemented, pi == gdcm::PhotometricInterpretation::RGB,
                   "dicom: photometric interpretation ", gdcm::PhotometricInterpretation::GetPIString(pi), " in '", path, "'");
   }
-  if (pi == gdcm::PhotometricInterpretation::MONOCHROME1 && bytes > 0 && d.stored_dtype != "float32" && d.stored_dtype != "float64") {
-    // Invert over the stored range so that larger always means brighter (as MONOCHROME2).
-    int bs = pf.GetBitsStored();
+  if (pi == gdcm::PhotometricInterpretation::MONOCHROME1 && stored_dtype != "bit" && stored_dtype != "float32" &&
+      stored_dtype != "float64") {
+    const int bs = pf.GetBitsStored();
     if (pf.GetPixelRepresentation() == 0) px = (int64_t{1} << bs) - 1 - px.to(at::kLong);
     else px = -1 - px.to(at::kLong);
     px = px.to(flat.scalar_type());
   }
-  d.pixels = px;
-  d.slope = im->GetSlope();
-  d.intercept = im->GetIntercept();
+  return px;
+}
+
+}  // namespace
+
+Decoded decode_file(const std::string& path, bool include_phi) {
+  quiet_gdcm();
+  gdcm::Reader reader;
+  read_data_set(reader, path);
+  const Header ph = read_header_fields(reader.GetFile().GetDataSet(), path, include_phi);
+  ImageToDecode img;
+  assemble_image(img, reader, ph, path);
+  const gdcm::Image& im = *img.im;
+
+  Decoded d;
+  d.header = ph;
+  d.transfer_syntax = gdcm::TransferSyntax::GetTSString(im.GetTransferSyntax());
+  const unsigned* dims = im.GetDimensions();
+  const int64_t nx = dims[0], ny = dims[1], nf = im.GetNumberOfDimensions() >= 3 ? dims[2] : 1;
+  const int64_t spp = im.GetPixelFormat().GetSamplesPerPixel();
+  MEDFM_CHECK_T(FormatError, nx > 0 && ny > 0 && nf > 0 && (spp == 1 || spp == 3),
+                "dicom: bad image dimensions or samples per pixel in '", path, "'");
+  d.header.slice.cols = nx, d.header.slice.rows = ny, d.header.slice.frames = nf;
+  check_native_length(reader, im, path);
+  auto flat = decode_samples(im, nx * ny * nf * spp, d.transfer_syntax, path, &d.stored_dtype);
+  d.pixels = to_display(flat, im, nf, ny, nx, d.stored_dtype, path, &d.photometric);
+  d.slope = im.GetSlope();
+  d.intercept = im.GetIntercept();
   if (!(std::isfinite(d.slope) && d.slope != 0)) d.slope = 1;
   if (!std::isfinite(d.intercept)) d.intercept = 0;
   return d;
 }
-
 
 // Header-only read (stops at the pixel data) into a Header; FormatError when unparsable.
 Header read_header_only(const std::string& path, bool include_phi) {

@@ -99,14 +99,16 @@ Image open_image(const std::string& path, const ReadOptions& opts) {
   const Format& f = require_format(path);
   MEDFM_CHECK_T(FormatError, f.kind != Kind::Slide, "'", path, "' is a whole-slide image; open it with open_slide");
   Image img = f.read(path, opts);
-  MEDFM_ASSERT(img.pixels.defined(), "reader ", f.name, " returned no pixels");
+  img.check_layout();
   return img;
 }
 
 Image open_volume(const std::string& path, const ReadOptions& opts) {
   const Format& f = require_format(path);
   MEDFM_CHECK_T(FormatError, f.kind == Kind::Volume, "'", path, "' is a ", kind_name(f.kind), ", not a volume");
-  return f.read(path, opts);
+  Image img = f.read(path, opts);
+  img.check_layout();
+  return img;
 }
 
 std::unique_ptr<Slide> open_slide(const std::string& path, const ReadOptions& opts) {

@@ -71,7 +71,7 @@ Image image2d_read(const std::string& path, const ReadOptions&) {
   }
   if (!c.isContinuous()) c = c.clone();
   auto t = torch::from_blob(c.data, {c.rows, c.cols, c.channels()}, st).permute({2, 0, 1}).contiguous();  // HWC -> CHW
-  if (st == at::kShort) t = t.to(at::kInt).bitwise_and(0xFFFF);
+  t = widen_unsigned(t, img.stored_dtype);
   img.pixels = t;
   return img;
 }

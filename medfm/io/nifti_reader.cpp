@@ -258,9 +258,7 @@ Image nifti_read(const std::string& path, const ReadOptions& opts) {
   } else {
     raw = torch::from_blob(nim->data, {nt, nz, ny, nx}, ti->stored).clone();  // x fastest, then y, z, t
   }
-  // Unsigned types LibTorch 1.13 lacks: reinterpret the bits and widen.
-  if (nim->datatype == NIFTI_TYPE_UINT16) raw = raw.to(at::kInt).bitwise_and(0xFFFF);
-  if (nim->datatype == NIFTI_TYPE_UINT32) raw = raw.to(at::kLong).bitwise_and(int64_t{0xFFFFFFFF});
+  raw = widen_unsigned(raw, ti->name);  // uint16 / uint32: types LibTorch 1.13 lacks
   if (nim->datatype == NIFTI_TYPE_UINT64) {
     auto u = raw.to(at::kDouble);
     raw = at::where(u < 0, u + 18446744073709551616.0, u);

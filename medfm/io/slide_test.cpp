@@ -20,7 +20,7 @@ std::string slide_path() {
 }
 
 TEST(Slide, MppSourcesAndLevels) {
-  if (!std::filesystem::exists(slide_path())) GTEST_SKIP() << "run scripts/fetch_data.sh";
+  ASSERT_TRUE(std::filesystem::exists(slide_path())) << slide_path() << " missing: run scripts/fetch_data.sh";
   auto s = open_slide(slide_path());
   ASSERT_TRUE(s->mpp().has_value());
   EXPECT_NEAR((*s->mpp())[0], 0.25, 1e-9);
@@ -38,7 +38,7 @@ TEST(Slide, MppSourcesAndLevels) {
 }
 
 TEST(Slide, OutsideIsWhiteAndBadRequestsThrow) {
-  if (!std::filesystem::exists(slide_path())) GTEST_SKIP() << "run scripts/fetch_data.sh";
+  ASSERT_TRUE(std::filesystem::exists(slide_path())) << slide_path() << " missing: run scripts/fetch_data.sh";
   auto s = open_slide(slide_path());
   auto r = s->read_region(-300, -300, 0, 64, 64);
   EXPECT_EQ(r.sizes(), (std::vector<int64_t>{3, 64, 64}));
@@ -48,7 +48,7 @@ TEST(Slide, OutsideIsWhiteAndBadRequestsThrow) {
 }
 
 TEST(Slide, ManyThreadsReadWhatOneThreadReads) {
-  if (!std::filesystem::exists(slide_path())) GTEST_SKIP() << "run scripts/fetch_data.sh";
+  ASSERT_TRUE(std::filesystem::exists(slide_path())) << slide_path() << " missing: run scripts/fetch_data.sh";
   auto s = open_slide(slide_path());
   const int n = 48;
   std::vector<at::Tensor> ref(n), got(n);
