@@ -12,6 +12,9 @@ struct PreprocessSpec {
   std::string interpolation = "bicubic"; // bicubic | bilinear (antialiased, as torchvision tensors)
   std::array<double, 3> mean{0.485, 0.456, 0.406};
   std::array<double, 3> std{0.229, 0.224, 0.225};
+  // DICOM / NIfTI intensities -> [0,1] before mean/std (data/model_input.h IntensitySpec.window):
+  // "auto" = the file's VOI window, else min-max (what a DICOM-to-PNG export gives).
+  std::string intensity = "auto";
 };
 
 }  // namespace medfm

@@ -28,7 +28,7 @@ namespace medfm::data {
 //   "zscore"        (v - mean) / std over voxels > 0: the result is the model's input as is (the
 //                   model's mean/std normalisation is not applied on top)
 struct IntensitySpec {
-  std::string window = "auto";
+  std::string window = "auto";  // (empty in SampleOptions: the model's PreprocessSpec::intensity)
   double percentile_lo = 0.5, percentile_hi = 99.5;
 };
 

@@ -182,7 +182,7 @@ void EmbedJob::bind(Config& cfg) {
   cfg.bind("embed.keep_going", keep_going, "record unreadable inputs in /skipped and go on");
   cfg.bind("embed.plane", sample.plane, "volumes: axial | coronal | sagittal");
   cfg.bind("embed.slices", sample.slices, "volumes: slice range start:stop:step (empty: all)");
-  cfg.bind("embed.window", sample.intensity.window, "DICOM/NIfTI intensities (data/model_input.h)");
+  cfg.bind("embed.window", sample.intensity.window, "DICOM/NIfTI intensities (empty: the model's preprocess.intensity)");
   cfg.bind("embed.percentile_lo", sample.intensity.percentile_lo, "window=percentile: low percentile");
   cfg.bind("embed.percentile_hi", sample.intensity.percentile_hi, "window=percentile: high percentile");
   cfg.bind("embed.square_pixels", sample.square_pixels, "resample anisotropic slices to square pixels");

@@ -33,7 +33,9 @@ class FileSource : public Source {
  public:
   FileSource(InputList inputs, SampleOptions o)
       : in_(std::move(inputs)), o_(std::move(o)), plane_(data::parse_plane(o_.plane)),
-        range_(data::parse_slice_range(o_.slices)) {}
+        range_(data::parse_slice_range(o_.slices)) {
+    if (o_.intensity.window.empty()) o_.intensity.window = o_.preprocess.intensity;
+  }
 
   size_t size() const override { return in_.size(); }
   std::string id(size_t i) const override { return in_.ids[i]; }

@@ -57,7 +57,7 @@ class Source {
 // How inputs become samples.
 struct SampleOptions {
   PreprocessSpec preprocess;          // the model's resize / crop / normalisation
-  data::IntensitySpec intensity;      // DICOM / NIfTI values -> [0,1]
+  data::IntensitySpec intensity{""};  // DICOM / NIfTI values -> [0,1]; window "" = preprocess.intensity
   std::string plane = "axial";        // volumes: axial | coronal | sagittal
   std::string slices;                 // volumes: "a:b:step" (empty: every slice)
   bool square_pixels = true;          // volumes: resample anisotropic slices to square pixels

@@ -73,6 +73,7 @@ void ModelSpec::bind(Config& cfg) {
   cfg.bind("preprocess.interpolation", interpolation, "bicubic | bilinear (empty: model default)");
   cfg.bind("preprocess.mean", mean, "per-channel mean (empty: model default)");
   cfg.bind("preprocess.std", std, "per-channel std (empty: model default)");
+  cfg.bind("preprocess.intensity", intensity, "DICOM/NIfTI window: auto, minmax, percentile, zscore, preset, W/L (empty: model default)");
 }
 
 PreprocessSpec resolve_preprocess(const PreprocessSpec& base, const ModelSpec& spec) {
@@ -88,6 +89,7 @@ PreprocessSpec resolve_preprocess(const PreprocessSpec& base, const ModelSpec& s
     MEDFM_CHECK_T(ConfigError, v.size() == 3, "preprocess: ", what, " needs 3 values, got ", v.size());
     return std::array<double, 3>{v[0], v[1], v[2]};
   };
+  if (!spec.intensity.empty()) p.intensity = spec.intensity;
   if (!spec.mean.empty()) p.mean = triple(spec.mean, "mean");
   if (!spec.std.empty()) p.std = triple(spec.std, "std");
   for (double s : p.std)
@@ -131,7 +133,8 @@ LoadedBackbone load_backbone(const ModelSpec& spec) {
                                       {"crop", p.input_size},
                                       {"interpolation", p.interpolation},
                                       {"mean", p.mean},
-                                      {"std", p.std}}
+                                      {"std", p.std},
+                                      {"intensity", p.intensity}}
                            .dump();
   return out;
 }

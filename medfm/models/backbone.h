@@ -51,6 +51,7 @@ struct ModelSpec {
   int resize = -1, crop = -1;
   std::string interpolation;
   std::vector<double> mean, std;
+  std::string intensity;  // DICOM/NIfTI intensity window (empty: model default)
 
   void bind(Config& cfg);
 };

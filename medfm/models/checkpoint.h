@@ -55,4 +55,9 @@ LoadReport load_vit_weights(Vit& model, StateDict sd, bool allow_partial = false
 LoadReport load_vit_weights(Vit& model, const std::string& path, bool allow_partial = false,
                             WeightsLayout layout = WeightsLayout::kAuto);
 
+// Writes the model's parameters in timm key layout (head.* and mask_token included when the model
+// has them) as float32 safetensors, atomically; `metadata` goes to the file's __metadata__.
+// load_vit_weights on a model of the same config gives bit-identical parameters.
+void save_vit_weights(const Vit& model, const std::string& path, const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace medfm::models

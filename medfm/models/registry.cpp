@@ -131,7 +131,7 @@ nlohmann::json describe_entry(const ModelEntry& e) {
           {"pool", pool_name(v.pool)},
           {"preprocess",
            {{"resize", p.resize_size}, {"crop", p.input_size}, {"interpolation", p.interpolation}, {"mean", p.mean},
-            {"std", p.std}}}};
+            {"std", p.std}, {"intensity", p.intensity}}}};
 }
 
 VitConfig apply_vit_overrides(VitConfig c, const ModelOverrides& overrides) {

@@ -1,9 +1,14 @@
 // The registry (every entry builds and runs), architecture overrides, drop-path, weight-decay names.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "medfm/core/error.h"
 #include "medfm/models/backbone.h"
+#include "medfm/models/checkpoint.h"
+#include "medfm/core/safetensors.h"
 #include "medfm/models/registry.h"
 #include "medfm/models/vit.h"
 
@@ -106,6 +111,42 @@ TEST(Backbone, LoadBackboneResolvesPreprocessingAndProvenance) {
   EXPECT_THROW(load_backbone(spec), ConfigError);
   spec.std = {0.2, 0.2};
   EXPECT_THROW(load_backbone(spec), ConfigError);
+}
+
+TEST(Vit, SaveLoadForwardIsBitIdenticalWithHeadAndMaskToken) {
+  const ModelOverrides o{{"depth", "2"}, {"num_classes", "4"}, {"mask_token", "true"}, {"img_size", "28"}};
+  torch::manual_seed(1);
+  auto a = create_vit("dinov2_vits14_reg", o);
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : a->parameters()) p.add_(torch::randn_like(p) * 0.1);  // the head is zero at init
+  }
+  char tmpl[] = "/tmp/medfm_vit_save.XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const std::string path = std::string(tmpl) + ".safetensors";
+  save_vit_weights(a, path, {{"arch", "dinov2_vits14_reg"}});
+  auto st = SafeTensors::open(path);
+  EXPECT_EQ(st.metadata().at("arch"), "dinov2_vits14_reg");
+  torch::manual_seed(2);
+  auto b = create_vit("dinov2_vits14_reg", o);
+  auto report = load_vit_weights(b, path);
+  EXPECT_TRUE(report.complete()) << report.summary();
+  EXPECT_TRUE(report.ignored.empty()) << "head.* and mask_token load into a model that has them";
+  a->eval();
+  b->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2, 3, 28, 28});
+  auto mask = torch::rand({2, 4}) < 0.5;
+  EXPECT_TRUE(a->forward(x).equal(b->forward(x)));
+  EXPECT_TRUE(a->forward_tokens(a->prepare_tokens(x, mask)).equal(b->forward_tokens(b->prepare_tokens(x, mask))));
+  // A model without a head takes the backbone and reports the head as ignored.
+  auto c = create_vit("dinov2_vits14_reg", {{"depth", "2"}, {"img_size", "28"}});
+  auto r2 = load_vit_weights(c, path);
+  EXPECT_EQ(r2.ignored, (std::vector<std::string>{"head.bias", "head.weight", "mask_token"}));
+  std::remove(path.c_str());
+  std::remove(tmpl);
 }
 
 }  // namespace

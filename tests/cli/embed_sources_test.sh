@@ -60,6 +60,9 @@ check "CT slice 10 == the same slice windowed by pydicom, as a 16-bit PNG" bash 
 check "CT: --slices and W/L select and window" bash -c "'$BIN' embed --model dinov2_vits14 --set 'model.overrides=depth=1' --input '$CT' --slices 2:20:6 --window 400/40 --out '$T/cts.h5' $Q >/dev/null && $PY -c \"
 import h5py; m=h5py.File('$T/cts.h5')['meta']; assert list(m['slice_index'].asstr())==['2','8','14'] and set(m['intensity'].asstr())=={'window [-160, 240] (W/L)'}\""
 
+check "CT: the model's intensity handling (preprocess.intensity) applies unless --window is given" bash -c "'$BIN' embed --model dinov2_vits14 --set 'model.overrides=depth=1' --input '$CT' --slices 0:1 --set preprocess.intensity=lung --out '$T/cti.h5' $Q >/dev/null && $PY -c \"
+import h5py; f=h5py.File('$T/cti.h5'); assert list(f['meta']['intensity'].asstr())==['window [-1350, 150] (preset:lung)']; import json; assert json.loads(f.attrs['preprocess'])['intensity']=='lung'\""
+
 # NIfTI along the sagittal plane with percentile scaling.
 NII=$D/mricron/ch2.nii.gz
 check "NIfTI sagittal slices" bash -c "'$BIN' embed --model dinov2_vits14 --input '$NII' --plane sagittal --slices 80:100:5 --window percentile --set embed.percentile_lo=1 --set embed.percentile_hi=99 --out '$T/nii.h5' $Q >/dev/null && $PY -c \"
