@@ -31,7 +31,7 @@ void add_demo_command(CLI::App& app, int* rc) {
   s->keys->option("--data", "embed.input", "folder of sample images (default: $MEDFM_DATA/images or ~/.cache/medfm/data/images)");
   s->keys->option("--out", "embed.out", "output HDF5 file");
   s->keys->option("--batch-size", "embed.batch_size", "batch size of the throughput run");
-  cmd->add_option("--repeats", s->repeats, "timed forward passes");
+  s->keys->option("--repeats", "demo.repeats", "timed forward passes");
   cmd->callback([s, rc] {
     *rc = guarded([&] {
       const char* env = std::getenv("MEDFM_DATA");
@@ -42,6 +42,7 @@ void add_demo_command(CLI::App& app, int* rc) {
       bind_runtime(cfg, s->rt);
       s->model.bind(cfg);
       s->job.bind(cfg);
+      cfg.bind("demo.repeats", s->repeats, "timed forward passes");
       resolve_config(cfg, s->rt, *s->keys);
       auto model = models::load_backbone(s->model);
       log_model(s->model, model);

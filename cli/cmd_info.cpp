@@ -31,14 +31,16 @@ void add_info_command(CLI::App& app, int* rc) {
   s->keys = std::make_unique<KeyFlags>(*cmd);
   add_runtime_options(*cmd, *s->keys, s->rt, true);
   add_read_flags(*s->keys);
-  cmd->add_flag("--stats", s->stats, "also min / max / mean / std of the pixel values (after rescale)");
-  cmd->add_option("--reorient", s->reorient, "volumes: permute / flip voxel axes to this orientation first (e.g. RAS)");
+  s->keys->flag("--stats", "info.stats", "also min / max / mean / std of the pixel values (after rescale)");
+  s->keys->option("--reorient", "info.reorient", "volumes: permute / flip voxel axes to this orientation first (e.g. RAS)");
   s->keys->flag("--show-phi", "read.show_phi", "also show patient-identifying DICOM attributes (name, ID, dates, site)");
   cmd->callback([s, rc] {
     *rc = guarded([&] {
       Config cfg;
       bind_runtime(cfg, s->rt);
       s->read.bind(cfg);
+      cfg.bind("info.stats", s->stats, "pixel statistics");
+      cfg.bind("info.reorient", s->reorient, "volumes: orientation code to reorient to first");
       resolve_config(cfg, s->rt, *s->keys);
       auto ro = s->read.options();
       io::DescribeOptions dopts{s->stats, s->read.show_phi};
@@ -81,13 +83,13 @@ void add_region_command(CLI::App& app, int* rc) {
   auto s = std::make_shared<State>();
   auto* cmd = app.add_subcommand("region", "read one region of a whole-slide image to PNG (transparent -> white)");
   cmd->add_option("slide", s->slide, "slide file")->required();
-  cmd->add_option("--level", s->level, "pyramid level (0 = full resolution)");
-  cmd->add_option("--x", s->x, "left, level-0 pixels");
-  cmd->add_option("--y", s->y, "top, level-0 pixels");
-  cmd->add_option("--width", s->w, "width at the chosen level");
-  cmd->add_option("--height", s->h, "height at the chosen level");
-  cmd->add_option("--out", s->out, "output PNG")->required();
   s->keys = std::make_unique<KeyFlags>(*cmd);
+  s->keys->option("--level", "region.level", "pyramid level (0 = full resolution)");
+  s->keys->option("--x", "region.x", "left, level-0 pixels");
+  s->keys->option("--y", "region.y", "top, level-0 pixels");
+  s->keys->option("--width", "region.width", "width at the chosen level");
+  s->keys->option("--height", "region.height", "height at the chosen level");
+  s->keys->option("--out", "region.out", "output PNG")->required();
   add_runtime_options(*cmd, *s->keys, s->rt, false);
   add_read_flags(*s->keys);
   cmd->callback([s, rc] {
@@ -95,6 +97,12 @@ void add_region_command(CLI::App& app, int* rc) {
       Config cfg;
       bind_runtime(cfg, s->rt);
       s->read.bind(cfg);
+      cfg.bind("region.level", s->level, "pyramid level");
+      cfg.bind("region.x", s->x, "left, level-0 pixels");
+      cfg.bind("region.y", s->y, "top, level-0 pixels");
+      cfg.bind("region.width", s->w, "width at the level");
+      cfg.bind("region.height", s->h, "height at the level");
+      cfg.bind("region.out", s->out, "output PNG");
       resolve_config(cfg, s->rt, *s->keys);
       auto slide = io::open_slide(s->slide, s->read.options());
       io::write_png(s->out, slide->read_region(s->x, s->y, s->level, s->w, s->h));

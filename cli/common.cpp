@@ -54,7 +54,7 @@ void add_model_flags(KeyFlags& flags) {
 }
 
 // --series --repair --slice-spacing --mpp: sugar for read.* keys (io::ReadSpec).
-void add_read_flags(KeyFlags& k) {
+void add_read_flags(KeyFlags& k, const std::string& mpp_flag) {
   k.option("--series", "read.series", "DICOM directory: which series (SeriesNumber, #index or SeriesInstanceUID)");
   k.option("--repair", "read.repair", "DICOM series repairs to allow: duplicates, gaps (interpolate), tilt (sheared affine)")
       ->check([](const std::string& v) {
@@ -66,7 +66,7 @@ void add_read_flags(KeyFlags& k) {
   k.option("--slice-spacing", "read.slice_spacing",
            "DICOM series slice step: mean (first-to-last extent / steps) or first-pair (dcm2niix's rule)")
       ->check(CLI::IsMember({"mean", "first-pair"}));
-  k.option("--mpp", "read.mpp", "slides: um/px to use instead of the file's (recorded as the source 'override')");
+  k.option(mpp_flag, "read.mpp", "slides: level-0 um/px to use instead of the file's (recorded as the source 'override')");
 }
 
 void log_model(const models::ModelSpec& spec, const models::LoadedBackbone& model) {

@@ -57,8 +57,9 @@ void add_model_flags(KeyFlags& flags);
 // Logs what load_backbone did: the random-init warning, or the weights' load report.
 void log_model(const models::ModelSpec& spec, const models::LoadedBackbone& model);
 
-// --series --repair --slice-spacing --mpp: sugar for read.* keys (io::ReadSpec::bind).
-void add_read_flags(KeyFlags& flags);
+// --series --repair --slice-spacing and the slide um/px override (mpp_flag): sugar for read.* keys
+// (io::ReadSpec::bind).
+void add_read_flags(KeyFlags& flags, const std::string& mpp_flag = "--mpp");
 
 // Applies --config, then each --set, then the key flags given on the command line; then sets up
 // logging and threads.

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   medfm::cli::add_demo_command(app, &rc);
   medfm::cli::add_info_command(app, &rc);
   medfm::cli::add_region_command(app, &rc);
+  medfm::cli::add_tile_command(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,6 +11,7 @@
 #   mricron/                   Colin27 ch2*.nii.gz and atlases on its grid (aal, brodmann, ...)
 #   nibabel/                   nibabel's tests/data: big-endian, NIfTI-2, 4D examples
 #   slides/ihc_pyramid.tif     ihc.png tiled 8x8, tiled pyramidal JPEG TIFF, 0.25 um/px
+#   slides/tiling/             tiling test slides (scripts/make_test_slides.py)
 #   generated/                 bad and edge-case inputs (scripts/make_test_inputs.py cases)
 # With --bench also:
 #   slides/ihc_pyramid_big.tif ihc.png tiled 32x32 (16784x16624)
@@ -209,6 +210,22 @@ fill_invesalius() {
   rm -rf "$x"
 }
 component invesalius "$PIN_INVESALIUS" fill_invesalius
+
+# ---- tiling test slides: real tissue (ihc.png tiled 4x4) on white, at several um/px ----
+#   slides/tiling/t025.tif 0.25 um/px, t02631.tif 0.2631 (the same tissue resized), t05.tif 0.5,
+#   pen.tif 0.25 with blue/green/red/black marker strokes, nompp.tif without any um/px.
+tiling_stamp=$(cat "$HERE/make_test_slides.py" "$DATA/slides/ihc_pyramid.tif.sha256" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$DATA/slides/tiling/STAMP" 2>/dev/null)" = "$tiling_stamp" ]; then
+  log "$DATA/slides/tiling (cached)"
+else
+  need vips libvips-tools
+  need_py numpy python3-numpy && need_py PIL python3-pil
+  rm -rf "$DATA/slides/tiling" "$DATA/slides/.tiling.tmp"
+  $PY "$HERE/make_test_slides.py" "$DATA/images/ihc.png" "$DATA/slides/.tiling.tmp"
+  echo "$tiling_stamp" > "$DATA/slides/.tiling.tmp/STAMP"
+  mv "$DATA/slides/.tiling.tmp" "$DATA/slides/tiling"
+  log "$DATA/slides/tiling"
+fi
 
 # ---- generated inputs: deterministic functions of the verified files above ----
 # (the sources are pinned; the stamp covers the script and the slide it cuts)

@@ -82,9 +82,10 @@ Image image2d_read(const std::string& path, const ReadOptions&) {
 
 namespace medfm::io {
 
-void write_png(const std::string& path, const at::Tensor& chw) {
+namespace {
+void write_encoded(const std::string& path, const at::Tensor& chw, const char* ext, const std::vector<int>& params) {
   MEDFM_CHECK(chw.dim() == 3 && (chw.size(0) == 1 || chw.size(0) == 3) && chw.scalar_type() == at::kByte,
-              "png: expected uint8 [1|3,H,W]");
+              "image: expected uint8 [1|3,H,W] to write '", path, "'");
   auto hwc = chw.permute({1, 2, 0}).contiguous();  // [C,H,W] -> [H,W,C]
   cv::Mat m(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), hwc.size(2) == 3 ? CV_8UC3 : CV_8UC1,
             hwc.data_ptr<uint8_t>());
@@ -92,14 +93,22 @@ void write_png(const std::string& path, const at::Tensor& chw) {
   if (hwc.size(2) == 3) cv::cvtColor(m, bgr, cv::COLOR_RGB2BGR);
   else bgr = m;
   std::vector<uchar> buf;
-  MEDFM_CHECK_T(IoError, cv::imencode(".png", bgr, buf), "png: cannot encode '", path, "'");
+  MEDFM_CHECK_T(IoError, cv::imencode(ext, bgr, buf, params), "image: cannot encode '", path, "'");
   AtomicFile out(path);
   {
     std::ofstream f(out.temp_path(), std::ios::binary);
     f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    MEDFM_CHECK_T(IoError, f.good(), "png: cannot write '", path, "'");
+    MEDFM_CHECK_T(IoError, f.good(), "image: cannot write '", path, "'");
   }
   out.commit();
+}
+}  // namespace
+
+void write_png(const std::string& path, const at::Tensor& chw) { write_encoded(path, chw, ".png", {}); }
+
+void write_jpeg(const std::string& path, const at::Tensor& chw, int quality) {
+  MEDFM_CHECK_T(ConfigError, quality >= 1 && quality <= 100, "jpeg: quality ", quality, " outside 1..100");
+  write_encoded(path, chw, ".jpg", {cv::IMWRITE_JPEG_QUALITY, quality});
 }
 
 }  // namespace medfm::io

@@ -129,7 +129,11 @@ class OpenSlideSlide final : public Slide {
     std::string unit = prop("tiff.ResolutionUnit");
     if (rx && ry && (unit == "centimeter" || unit == "inch")) {
       double um = unit == "centimeter" ? 1e4 : 25400.0;
-      bool default_dpi = unit == "inch" && (*rx == 72 || *rx == 96 || *rx == 300);
+      // Image writers' default resolutions (72 / 96 / 300 dpi, in either unit; vips writes 72 dpi
+      // as 28.3465 px/cm) say nothing about the scanner.
+      const double dpi = unit == "inch" ? *rx : *rx * 2.54;
+      bool default_dpi = false;
+      for (double d : {72.0, 96.0, 300.0}) default_dpi = default_dpi || std::abs(dpi - d) < 0.005 * d;
       double x = um / *rx, y = um / *ry;
       if (!default_dpi && x > 0.01 && x < 1000 && y > 0.01 && y < 1000) {
         mpp_ = std::array<double, 2>{x, y};

@@ -1,0 +1,133 @@
+#include "medfm/data/tiling.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "medfm/core/error.h"
+
+namespace medfm::data {
+namespace {
+
+bool in_ring(const Ring& r, double x, double y) {  // even-odd rule
+  bool in = false;
+  for (size_t i = 0, j = r.size() - 1; i < r.size(); j = i++) {
+    const auto& a = r[i];
+    const auto& b = r[j];
+    if ((a[1] > y) != (b[1] > y) && x < (b[0] - a[0]) * (y - a[1]) / (b[1] - a[1]) + a[0]) in = !in;
+  }
+  return in;
+}
+
+bool in_region(const TissueRegion& r, double x, double y) {
+  if (!in_ring(r.outer, x, y)) return false;
+  for (const auto& h : r.holes)
+    if (in_ring(h, x, y)) return false;
+  return true;
+}
+
+}  // namespace
+
+TileGrid make_tile_grid(const io::Slide& slide, const TissueMask& tissue, const TilingOptions& o,
+                        const std::vector<TissueRegion>& roi) {
+  MEDFM_CHECK_T(ConfigError, std::isfinite(o.target_mpp) && o.target_mpp > 0, "tiling: target um/px ", o.target_mpp,
+                " must be positive");
+  MEDFM_CHECK_T(ConfigError, o.tile > 0 && o.overlap >= 0 && o.overlap < o.tile, "tiling: tile ", o.tile,
+                " px with overlap ", o.overlap, " (need tile > 0 and 0 <= overlap < tile)");
+  MEDFM_CHECK_T(ConfigError, o.min_tissue >= 0 && o.min_tissue <= 1, "tiling: min_tissue ", o.min_tissue,
+                " outside [0, 1]");
+  const auto mpp = slide.mpp();
+  MEDFM_CHECK_T(ConfigError, mpp.has_value(), "tiling: '", slide.path(), "' records no um/px (set it with read.mpp)");
+  MEDFM_CHECK(tissue.mask.dim() == 2, "tiling: no tissue mask");
+  TileGrid g;
+  g.level0_mpp = (*mpp)[0];
+  g.target_mpp = o.target_mpp;
+  g.tile = o.tile;
+  g.overlap = o.overlap;
+  g.level0_width = slide.levels()[0].width;
+  g.level0_height = slide.levels()[0].height;
+  g.tile_level0 = o.tile * o.target_mpp / g.level0_mpp;
+  g.patch_size_level0 = std::llround(g.tile_level0);
+  MEDFM_CHECK_T(ConfigError, g.tile_level0 >= 1, "tiling: a tile would cover less than one level-0 pixel");
+  const double step = (o.tile - o.overlap) * o.target_mpp / g.level0_mpp;
+
+  // Summed-area table of the mask, [H+1, W+1].
+  const int64_t Hm = tissue.mask.size(0), Wm = tissue.mask.size(1);
+  auto sat = torch::zeros({Hm + 1, Wm + 1}, at::kLong);
+  sat.narrow(0, 1, Hm).narrow(1, 1, Wm).copy_(tissue.mask.to(at::kLong).cumsum(0).cumsum(1));
+  auto S = sat.accessor<int64_t, 2>();
+  // Integral of the mask over [0,x] x [0,y] at fractional mask coordinates: the summed-area table
+  // interpolated bilinearly is exact for a piecewise-constant image. Outside the mask counts 0.
+  auto integral = [&](double x, double y) {
+    x = std::clamp(x, 0.0, static_cast<double>(Wm));
+    y = std::clamp(y, 0.0, static_cast<double>(Hm));
+    const int64_t i = std::min<int64_t>(static_cast<int64_t>(x), Wm - 1), j = std::min<int64_t>(static_cast<int64_t>(y), Hm - 1);
+    const double a = x - i, b = y - j;
+    return (1 - a) * (1 - b) * S[j][i] + a * (1 - b) * S[j][i + 1] + (1 - a) * b * S[j + 1][i] + a * b * S[j + 1][i + 1];
+  };
+  for (int64_t j = 0;; ++j) {
+    const int64_t y = std::llround(j * step);
+    if (y >= g.level0_height) break;
+    for (int64_t i = 0;; ++i) {
+      const int64_t x = std::llround(i * step);
+      if (x >= g.level0_width) break;
+      ++g.n_candidates;
+      // The tile's exact footprint on the mask grid; area outside the slide counts as glass.
+      const double mx0 = x / tissue.scale_x, my0 = y / tissue.scale_y;
+      const double mx1 = (x + g.tile_level0) / tissue.scale_x, my1 = (y + g.tile_level0) / tissue.scale_y;
+      const double covered = integral(mx1, my1) - integral(mx0, my1) - integral(mx1, my0) + integral(mx0, my0);
+      const double frac = std::clamp(covered / ((mx1 - mx0) * (my1 - my0)), 0.0, 1.0);
+      if (o.min_tissue > 0 ? frac < o.min_tissue : frac <= 0) continue;
+      if (!roi.empty()) {
+        const double cx = x + g.tile_level0 / 2, cy = y + g.tile_level0 / 2;
+        bool inside = false;
+        for (const auto& r : roi) inside = inside || in_region(r, cx, cy);
+        if (!inside) continue;
+      }
+      g.coords.push_back({x, y});
+      g.tissue.push_back(static_cast<float>(frac));
+    }
+  }
+  return g;
+}
+
+at::Tensor read_tile(const io::Slide& slide, int64_t x, int64_t y, double tile_level0, int tile) {
+  MEDFM_CHECK_T(ConfigError, tile > 0 && tile_level0 > 0, "tiling: bad tile size");
+  const double ds = tile_level0 / tile;
+  const int level = slide.best_level_for_downsample(std::max(1.0, ds));
+  const double lds = slide.levels()[level].downsample;
+  const int64_t w = std::max<int64_t>(1, std::llround(tile_level0 / lds));
+  std::vector<uint8_t> buf(static_cast<size_t>(w * w * 3));
+  slide.read_region_rgb(x, y, level, w, w, buf.data());
+  cv::Mat src(static_cast<int>(w), static_cast<int>(w), CV_8UC3, buf.data()), dst;
+  if (w == tile) dst = src;
+  else cv::resize(src, dst, cv::Size(tile, tile), 0, 0, w > tile ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return torch::from_blob(dst.data, {tile, tile, 3}, at::kByte).permute({2, 0, 1}).contiguous();  // HWC -> CHW
+}
+
+at::Tensor tiling_thumbnail(const io::Slide& slide, const TissueMask& tissue, const TileGrid& grid, int size) {
+  const auto& l0 = slide.levels()[0];
+  const double ds = std::max(1.0, static_cast<double>(std::max(l0.width, l0.height)) / size);
+  auto chw = read_downsampled(slide, ds);
+  auto hwc = chw.permute({1, 2, 0}).contiguous();
+  cv::Mat img(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3, hwc.data_ptr<uint8_t>());
+  auto poly = [&](const Ring& r) {
+    std::vector<cv::Point> p;
+    for (const auto& q : r) p.emplace_back(static_cast<int>(std::lround(q[0] / ds)), static_cast<int>(std::lround(q[1] / ds)));
+    return p;
+  };
+  const int side = std::max(1, static_cast<int>(std::lround(grid.tile_level0 / ds)));
+  for (const auto& c : grid.coords) {
+    const cv::Point a(static_cast<int>(std::lround(c[0] / ds)), static_cast<int>(std::lround(c[1] / ds)));
+    cv::rectangle(img, a, a + cv::Point(side - 1, side - 1), cv::Scalar(40, 90, 230), 1);
+  }
+  for (const auto& r : tissue.regions) {
+    cv::polylines(img, std::vector<std::vector<cv::Point>>{poly(r.outer)}, true, cv::Scalar(20, 180, 40), 2);
+    for (const auto& h : r.holes) cv::polylines(img, std::vector<std::vector<cv::Point>>{poly(h)}, true, cv::Scalar(220, 30, 30), 1);
+  }
+  return hwc.permute({2, 0, 1}).contiguous();
+}
+
+}  // namespace medfm::data

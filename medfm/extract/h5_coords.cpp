@@ -1,0 +1,127 @@
+#include "medfm/extract/h5_coords.h"
+
+#include <H5Cpp.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "medfm/core/atomic_file.h"
+#include "medfm/core/error.h"
+
+namespace medfm::extract {
+namespace {
+
+const H5::StrType& vlen_str() {
+  static const H5::StrType t = [] {
+    H5::StrType s(H5::PredType::C_S1, H5T_VARIABLE);
+    s.setCset(H5T_CSET_UTF8);
+    return s;
+  }();
+  return t;
+}
+
+template <typename T>
+void attr(H5::H5Object& o, const std::string& k, T v, const H5::PredType& type) {
+  H5::DataSpace scalar(H5S_SCALAR);
+  o.createAttribute(k, type, scalar).write(type, &v);
+}
+void attr_str(H5::H5Object& o, const std::string& k, const std::string& v) {
+  H5::DataSpace scalar(H5S_SCALAR);
+  o.createAttribute(k, vlen_str(), scalar).write(vlen_str(), v);
+}
+double read_num(const H5::DataSet& ds, const std::string& k) {
+  auto a = ds.openAttribute(k);
+  double v = 0;
+  a.read(H5::PredType::NATIVE_DOUBLE, &v);
+  return v;
+}
+
+}  // namespace
+
+void write_coords(const std::string& path, const data::TileGrid& g, const std::string& name,
+                  const std::map<std::string, std::string>& root_attrs) {
+  H5::Exception::dontPrint();
+  AtomicFile out(path);
+  try {
+    H5::H5File f(out.temp_path(), H5F_ACC_TRUNC);
+    const hsize_t n = g.coords.size();
+    hsize_t dims[2] = {n, 2}, maxdims[2] = {H5S_UNLIMITED, 2}, chunk[2] = {std::max<hsize_t>(1, std::min<hsize_t>(n, 4096)), 2};
+    H5::DataSpace space(2, dims, maxdims);
+    H5::DSetCreatPropList props;
+    props.setChunk(2, chunk);
+    auto ds = f.createDataSet("coords", H5::PredType::NATIVE_INT64, space, props);
+    if (n) ds.write(g.coords.data(), H5::PredType::NATIVE_INT64);
+    attr<int64_t>(ds, "patch_size", g.tile, H5::PredType::NATIVE_INT64);
+    attr<int64_t>(ds, "patch_size_level0", g.patch_size_level0, H5::PredType::NATIVE_INT64);
+    attr<int64_t>(ds, "overlap", g.overlap, H5::PredType::NATIVE_INT64);
+    attr<int64_t>(ds, "level0_width", g.level0_width, H5::PredType::NATIVE_INT64);
+    attr<int64_t>(ds, "level0_height", g.level0_height, H5::PredType::NATIVE_INT64);
+    attr<double>(ds, "level0_mpp", g.level0_mpp, H5::PredType::NATIVE_DOUBLE);
+    attr<double>(ds, "target_mpp", g.target_mpp, H5::PredType::NATIVE_DOUBLE);
+    attr<double>(ds, "level0_magnification", 10.0 / g.level0_mpp, H5::PredType::NATIVE_DOUBLE);
+    attr<double>(ds, "target_magnification", 10.0 / g.target_mpp, H5::PredType::NATIVE_DOUBLE);
+    attr_str(ds, "name", name);
+    attr_str(ds, "savetodir", std::filesystem::path(path).parent_path().string());
+    hsize_t tn = n;
+    H5::DataSpace tspace(1, &tn);
+    auto ts = f.createDataSet("tissue", H5::PredType::NATIVE_FLOAT, tspace);
+    if (n) ts.write(g.tissue.data(), H5::PredType::NATIVE_FLOAT);
+    H5::Group root = f.openGroup("/");
+    for (const auto& [k, v] : root_attrs) attr_str(root, k, v);
+    f.close();
+  } catch (const H5::Exception& e) {
+    throw IoError("coords: cannot write '" + out.temp_path() + "': " + e.getDetailMsg());
+  }
+  out.commit();
+}
+
+data::TileGrid read_coords(const std::string& path) {
+  H5::Exception::dontPrint();
+  MEDFM_CHECK_T(IoError, std::filesystem::is_regular_file(path), "coords: '", path, "' is not a file");
+  data::TileGrid g;
+  try {
+    H5::H5File f(path, H5F_ACC_RDONLY);
+    auto ds = f.openDataSet("coords");
+    auto sp = ds.getSpace();
+    hsize_t dims[2] = {0, 0};
+    MEDFM_CHECK_T(FormatError, sp.getSimpleExtentNdims() == 2, "coords: '", path, "': /coords is not [N,2]");
+    sp.getSimpleExtentDims(dims);
+    MEDFM_CHECK_T(FormatError, dims[1] == 2, "coords: '", path, "': /coords is not [N,2]");
+    g.coords.resize(dims[0]);
+    if (dims[0]) ds.read(g.coords.data(), H5::PredType::NATIVE_INT64);
+    g.tile = static_cast<int>(read_num(ds, "patch_size"));
+    g.overlap = ds.attrExists("overlap") ? static_cast<int>(read_num(ds, "overlap")) : 0;
+    g.level0_width = ds.attrExists("level0_width") ? static_cast<int64_t>(read_num(ds, "level0_width")) : 0;
+    g.level0_height = ds.attrExists("level0_height") ? static_cast<int64_t>(read_num(ds, "level0_height")) : 0;
+    if (ds.attrExists("level0_mpp") && ds.attrExists("target_mpp")) {
+      g.level0_mpp = read_num(ds, "level0_mpp");
+      g.target_mpp = read_num(ds, "target_mpp");
+      g.tile_level0 = g.tile * g.target_mpp / g.level0_mpp;
+    } else {  // TRIDENT: magnifications only
+      const double m0 = read_num(ds, "level0_magnification"), mt = read_num(ds, "target_magnification");
+      MEDFM_CHECK_T(FormatError, m0 > 0 && mt > 0, "coords: '", path, "': bad magnification attributes");
+      g.level0_mpp = 10.0 / m0;
+      g.target_mpp = 10.0 / mt;
+      g.tile_level0 = g.tile * m0 / mt;
+    }
+    g.patch_size_level0 = ds.attrExists("patch_size_level0") ? static_cast<int64_t>(read_num(ds, "patch_size_level0"))
+                                                               : std::llround(g.tile_level0);
+    if (f.nameExists("tissue")) {
+      auto ts = f.openDataSet("tissue");
+      hsize_t n = 0;
+      ts.getSpace().getSimpleExtentDims(&n);
+      MEDFM_CHECK_T(FormatError, n == dims[0], "coords: '", path, "': /tissue and /coords differ in length");
+      g.tissue.resize(n);
+      if (n) ts.read(g.tissue.data(), H5::PredType::NATIVE_FLOAT);
+    } else {
+      g.tissue.assign(dims[0], 1.0f);
+    }
+  } catch (const H5::Exception& e) {
+    throw FormatError("coords: cannot read '" + path + "': " + e.getDetailMsg());
+  }
+  MEDFM_CHECK_T(FormatError, g.tile > 0 && g.tile_level0 > 0, "coords: '", path, "': bad patch_size attributes");
+  return g;
+}
+
+}  // namespace medfm::extract
