@@ -93,18 +93,49 @@ TileGrid make_tile_grid(const io::Slide& slide, const TissueMask& tissue, const 
   return g;
 }
 
-at::Tensor read_tile(const io::Slide& slide, int64_t x, int64_t y, double tile_level0, int tile) {
+std::vector<at::Tensor> read_tile_run(const io::Slide& slide, const std::vector<std::array<int64_t, 2>>& coords,
+                                      size_t first, size_t count, double tile_level0, int tile) {
   MEDFM_CHECK_T(ConfigError, tile > 0 && tile_level0 > 0, "tiling: bad tile size");
-  const double ds = tile_level0 / tile;
-  const int level = slide.best_level_for_downsample(std::max(1.0, ds));
+  MEDFM_ASSERT(count > 0 && first + count <= coords.size(), "tile run out of range");
+  const int level = slide.best_level_for_downsample(std::max(1.0, tile_level0 / tile));
   const double lds = slide.levels()[level].downsample;
-  const int64_t w = std::max<int64_t>(1, std::llround(tile_level0 / lds));
-  std::vector<uint8_t> buf(static_cast<size_t>(w * w * 3));
-  slide.read_region_rgb(x, y, level, w, w, buf.data());
-  cv::Mat src(static_cast<int>(w), static_cast<int>(w), CV_8UC3, buf.data()), dst;
-  if (w == tile) dst = src;
-  else cv::resize(src, dst, cv::Size(tile, tile), 0, 0, w > tile ? cv::INTER_AREA : cv::INTER_LINEAR);
-  return torch::from_blob(dst.data, {tile, tile, 3}, at::kByte).permute({2, 0, 1}).contiguous();  // HWC -> CHW
+  const int64_t tw = std::max<int64_t>(1, std::llround(tile_level0 / lds));  // a tile at the level
+  const int64_t x0 = coords[first][0], y0 = coords[first][1];
+  std::vector<int64_t> ox(count);
+  for (size_t k = 0; k < count; ++k) {
+    MEDFM_ASSERT(coords[first + k][1] == y0 && coords[first + k][0] >= x0, "a tile run must lie on one row");
+    ox[k] = std::llround((coords[first + k][0] - x0) / lds);
+  }
+  const int64_t w = ox.back() + tw;
+  std::vector<uint8_t> buf(static_cast<size_t>(w * tw * 3));
+  slide.read_region_rgb(x0, y0, level, w, tw, buf.data());
+  cv::Mat region(static_cast<int>(tw), static_cast<int>(w), CV_8UC3, buf.data());
+  std::vector<at::Tensor> out;
+  for (size_t k = 0; k < count; ++k) {
+    cv::Mat src = region(cv::Rect(static_cast<int>(ox[k]), 0, static_cast<int>(tw), static_cast<int>(tw))), dst;
+    if (tw == tile) dst = src.clone();
+    else cv::resize(src, dst, cv::Size(tile, tile), 0, 0, tw > tile ? cv::INTER_AREA : cv::INTER_LINEAR);
+    out.push_back(torch::from_blob(dst.data, {tile, tile, 3}, at::kByte).permute({2, 0, 1}).contiguous());  // HWC -> CHW
+  }
+  return out;
+}
+
+at::Tensor read_tile(const io::Slide& slide, int64_t x, int64_t y, double tile_level0, int tile) {
+  const std::vector<std::array<int64_t, 2>> one{std::array<int64_t, 2>{x, y}};
+  return read_tile_run(slide, one, 0, 1, tile_level0, tile)[0];
+}
+
+std::vector<std::pair<size_t, size_t>> tile_runs(const TileGrid& g, size_t max_run) {
+  std::vector<std::pair<size_t, size_t>> runs;
+  for (size_t i = 0; i < g.coords.size();) {
+    size_t n = 1;
+    while (i + n < g.coords.size() && n < max_run && g.coords[i + n][1] == g.coords[i][1] &&
+           g.coords[i + n][0] - g.coords[i + n - 1][0] <= std::llround(g.tile_level0) + 1)
+      ++n;
+    runs.emplace_back(i, n);
+    i += n;
+  }
+  return runs;
 }
 
 at::Tensor tiling_thumbnail(const io::Slide& slide, const TissueMask& tissue, const TileGrid& grid, int size) {

@@ -44,6 +44,13 @@ TileGrid make_tile_grid(const io::Slide& slide, const TissueMask& tissue, const 
 // (x, y), read from the level at or finer than the target and resampled with an antialiased
 // (area-averaging) filter. Outside the slide is white.
 at::Tensor read_tile(const io::Slide& slide, int64_t x, int64_t y, double tile_level0, int tile);
+// Tiles coords[first .. first+count) of one grid row read as a single region and cut: each equal
+// to read_tile at its own coordinates. RGB uint8 [3, tile, tile] each.
+std::vector<at::Tensor> read_tile_run(const io::Slide& slide, const std::vector<std::array<int64_t, 2>>& coords,
+                                      size_t first, size_t count, double tile_level0, int tile);
+// Consecutive tiles of one row (start index, count), at most max_run each: the read units of a
+// slide, fixed by the grid alone (so outputs do not depend on the number of threads).
+std::vector<std::pair<size_t, size_t>> tile_runs(const TileGrid& grid, size_t max_run = 8);
 
 // A thumbnail (longer side `size` px) with the tissue contours (green, holes red) and the tiles
 // (blue outlines) drawn: RGB uint8 [3, h, w].

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -38,6 +39,10 @@ class Prefetcher {
     cv_.notify_all();
     for (auto& t : threads_) t.join();
   }
+  double load_seconds() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return load_seconds_;
+  }
   Slot take(size_t i) {
     std::unique_lock<std::mutex> lk(mu_);
     cv_.wait(lk, [&] { return slots_[i].done; });
@@ -61,14 +66,17 @@ class Prefetcher {
         i = next_++;
       }
       Slot s;
+      const auto t0 = std::chrono::steady_clock::now();
       try {
         s.samples = src_.load(i);
       } catch (...) {
         s.error = std::current_exception();
       }
       s.done = true;
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       {
         std::lock_guard<std::mutex> lk(mu_);
+        load_seconds_ += dt;
         waiting_ += s.samples.size();
         slots_[i] = std::move(s);
       }
@@ -83,6 +91,7 @@ class Prefetcher {
   std::mutex mu_;
   std::condition_variable cv_;
   size_t next_ = 0, consumed_ = 0, waiting_ = 0;
+  double load_seconds_ = 0;
   bool stop_ = false;
 };
 
@@ -123,12 +132,20 @@ EmbedStats embed_source(models::Backbone& backbone, const Source& source, const 
       metas.push_back(std::move(pending[k].meta));
     }
     pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(count));
-    auto feats = backbone.embed(torch::stack(images).to(opts.device));
+    const auto t0 = std::chrono::steady_clock::now();
+    auto feats = backbone.embed(torch::stack(images).to(opts.device)).to(torch::kCPU);
+    const auto t1 = std::chrono::steady_clock::now();
+    stats.model_seconds += std::chrono::duration<double>(t1 - t0).count();
     if (!writer) {
       stats.dim = feats.size(1);
       writer = std::make_unique<FeatureWriter>(opts.out_path, stats.dim);
+      if (opts.coords) {
+        writer->set_write_ids(false);
+        writer->set_coords(*opts.coords, opts.coords_name, std::filesystem::path(opts.out_path).parent_path().string());
+      }
     }
     writer->append(feats, ids);
+    stats.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     stats.n_samples += static_cast<int64_t>(count);
   };
 
@@ -169,7 +186,10 @@ EmbedStats embed_source(models::Backbone& backbone, const Source& source, const 
   for (const auto& [k, v] : opts.attrs) writer->set_attr(k, v);
   writer->set_attr("n_inputs", std::to_string(stats.n_inputs));
   writer->set_attr("n_skipped", std::to_string(stats.skipped.size()));
+  const auto tc = std::chrono::steady_clock::now();
   writer->commit();
+  stats.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - tc).count();
+  stats.load_seconds = prefetch.load_seconds();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return stats;
 }

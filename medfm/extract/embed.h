@@ -7,9 +7,11 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "medfm/data/tiling.h"
 #include "medfm/extract/source.h"
 #include "medfm/models/backbone.h"
 
@@ -26,6 +28,9 @@ struct EmbedOptions {
   bool keep_going = false;  // record unreadable inputs in /skipped and go on (else the first stops the run)
   c10::Device device = c10::Device(c10::kCPU);
   std::map<std::string, std::string> attrs;  // provenance written as HDF5 root attributes
+  // Slides: the tile grid whose rows the source yields, written as /coords (no /ids).
+  std::optional<data::TileGrid> coords;
+  std::string coords_name;
 };
 
 struct Skipped {
@@ -37,6 +42,9 @@ struct EmbedStats {
   int64_t n_samples = 0;  // rows written (slices count one each)
   int64_t dim = 0;
   double seconds = 0;
+  double load_seconds = 0;   // summed over workers: read, decode, window, resize
+  double model_seconds = 0;  // forward passes
+  double write_seconds = 0;  // HDF5 appends and commit
   std::vector<Skipped> skipped;
   double samples_per_s() const { return seconds > 0 ? n_samples / seconds : 0; }
 };

@@ -1,6 +1,7 @@
 #include "medfm/extract/h5_coords.h"
 
-#include <H5Cpp.h>
+#include "medfm/extract/h5_internal.h"
+
 #include <torch/torch.h>
 
 #include <cmath>
@@ -10,7 +11,7 @@
 #include "medfm/core/error.h"
 
 namespace medfm::extract {
-namespace {
+namespace h5 {
 
 const H5::StrType& vlen_str() {
   static const H5::StrType t = [] {
@@ -21,15 +22,57 @@ const H5::StrType& vlen_str() {
   return t;
 }
 
-template <typename T>
-void attr(H5::H5Object& o, const std::string& k, T v, const H5::PredType& type) {
-  H5::DataSpace scalar(H5S_SCALAR);
-  o.createAttribute(k, type, scalar).write(type, &v);
+void write_strings(H5::Group& where, const std::string& name, const std::vector<std::string>& v) {
+  hsize_t n = v.size();
+  H5::DataSpace space(1, &n);
+  auto ds = where.createDataSet(name, vlen_str(), space);
+  std::vector<const char*> ptrs;
+  for (const auto& s : v) ptrs.push_back(s.c_str());
+  if (n) ds.write(ptrs.data(), vlen_str());
 }
+
 void attr_str(H5::H5Object& o, const std::string& k, const std::string& v) {
   H5::DataSpace scalar(H5S_SCALAR);
   o.createAttribute(k, vlen_str(), scalar).write(vlen_str(), v);
 }
+void attr_int(H5::H5Object& o, const std::string& k, int64_t v) {
+  H5::DataSpace scalar(H5S_SCALAR);
+  o.createAttribute(k, H5::PredType::NATIVE_INT64, scalar).write(H5::PredType::NATIVE_INT64, &v);
+}
+void attr_double(H5::H5Object& o, const std::string& k, double v) {
+  H5::DataSpace scalar(H5S_SCALAR);
+  o.createAttribute(k, H5::PredType::NATIVE_DOUBLE, scalar).write(H5::PredType::NATIVE_DOUBLE, &v);
+}
+
+void write_coords(H5::H5File& f, const data::TileGrid& g, const std::string& name, const std::string& savetodir) {
+  const hsize_t n = g.coords.size();
+  hsize_t dims[2] = {n, 2}, maxdims[2] = {H5S_UNLIMITED, 2}, chunk[2] = {std::max<hsize_t>(1, std::min<hsize_t>(n, 4096)), 2};
+  H5::DataSpace space(2, dims, maxdims);
+  H5::DSetCreatPropList props;
+  props.setChunk(2, chunk);
+  auto ds = f.createDataSet("coords", H5::PredType::NATIVE_INT64, space, props);
+  if (n) ds.write(g.coords.data(), H5::PredType::NATIVE_INT64);
+  attr_int(ds, "patch_size", g.tile);
+  attr_int(ds, "patch_size_level0", g.patch_size_level0);
+  attr_int(ds, "overlap", g.overlap);
+  attr_int(ds, "level0_width", g.level0_width);
+  attr_int(ds, "level0_height", g.level0_height);
+  attr_double(ds, "level0_mpp", g.level0_mpp);
+  attr_double(ds, "target_mpp", g.target_mpp);
+  attr_double(ds, "level0_magnification", 10.0 / g.level0_mpp);
+  attr_double(ds, "target_magnification", 10.0 / g.target_mpp);
+  attr_str(ds, "name", name);
+  attr_str(ds, "savetodir", savetodir);
+  hsize_t tn = n;
+  H5::DataSpace tspace(1, &tn);
+  auto ts = f.createDataSet("tissue", H5::PredType::NATIVE_FLOAT, tspace);
+  if (n) ts.write(g.tissue.data(), H5::PredType::NATIVE_FLOAT);
+}
+
+}  // namespace h5
+
+namespace {
+
 double read_num(const H5::DataSet& ds, const std::string& k) {
   auto a = ds.openAttribute(k);
   double v = 0;
@@ -45,30 +88,9 @@ void write_coords(const std::string& path, const data::TileGrid& g, const std::s
   AtomicFile out(path);
   try {
     H5::H5File f(out.temp_path(), H5F_ACC_TRUNC);
-    const hsize_t n = g.coords.size();
-    hsize_t dims[2] = {n, 2}, maxdims[2] = {H5S_UNLIMITED, 2}, chunk[2] = {std::max<hsize_t>(1, std::min<hsize_t>(n, 4096)), 2};
-    H5::DataSpace space(2, dims, maxdims);
-    H5::DSetCreatPropList props;
-    props.setChunk(2, chunk);
-    auto ds = f.createDataSet("coords", H5::PredType::NATIVE_INT64, space, props);
-    if (n) ds.write(g.coords.data(), H5::PredType::NATIVE_INT64);
-    attr<int64_t>(ds, "patch_size", g.tile, H5::PredType::NATIVE_INT64);
-    attr<int64_t>(ds, "patch_size_level0", g.patch_size_level0, H5::PredType::NATIVE_INT64);
-    attr<int64_t>(ds, "overlap", g.overlap, H5::PredType::NATIVE_INT64);
-    attr<int64_t>(ds, "level0_width", g.level0_width, H5::PredType::NATIVE_INT64);
-    attr<int64_t>(ds, "level0_height", g.level0_height, H5::PredType::NATIVE_INT64);
-    attr<double>(ds, "level0_mpp", g.level0_mpp, H5::PredType::NATIVE_DOUBLE);
-    attr<double>(ds, "target_mpp", g.target_mpp, H5::PredType::NATIVE_DOUBLE);
-    attr<double>(ds, "level0_magnification", 10.0 / g.level0_mpp, H5::PredType::NATIVE_DOUBLE);
-    attr<double>(ds, "target_magnification", 10.0 / g.target_mpp, H5::PredType::NATIVE_DOUBLE);
-    attr_str(ds, "name", name);
-    attr_str(ds, "savetodir", std::filesystem::path(path).parent_path().string());
-    hsize_t tn = n;
-    H5::DataSpace tspace(1, &tn);
-    auto ts = f.createDataSet("tissue", H5::PredType::NATIVE_FLOAT, tspace);
-    if (n) ts.write(g.tissue.data(), H5::PredType::NATIVE_FLOAT);
+    h5::write_coords(f, g, name, std::filesystem::path(path).parent_path().string());
     H5::Group root = f.openGroup("/");
-    for (const auto& [k, v] : root_attrs) attr_str(root, k, v);
+    for (const auto& [k, v] : root_attrs) h5::attr_str(root, k, v);
     f.close();
   } catch (const H5::Exception& e) {
     throw IoError("coords: cannot write '" + out.temp_path() + "': " + e.getDetailMsg());

@@ -1,32 +1,13 @@
 #include "medfm/extract/h5_feature_store.h"
 
-#include <H5Cpp.h>
+#include "medfm/extract/h5_internal.h"
 #include <torch/torch.h>
 
 #include "medfm/core/error.h"
 
 namespace medfm::extract {
-namespace {
-
-const H5::StrType& vlen_str() {
-  static const H5::StrType t = [] {
-    H5::StrType s(H5::PredType::C_S1, H5T_VARIABLE);
-    s.setCset(H5T_CSET_UTF8);
-    return s;
-  }();
-  return t;
-}
-
-void write_strings(H5::Group& where, const std::string& name, const std::vector<std::string>& v) {
-  hsize_t n = v.size();
-  H5::DataSpace space(1, &n);
-  auto ds = where.createDataSet(name, vlen_str(), space);
-  std::vector<const char*> ptrs;
-  for (const auto& s : v) ptrs.push_back(s.c_str());
-  if (n) ds.write(ptrs.data(), vlen_str());
-}
-
-}  // namespace
+using h5::vlen_str;
+using h5::write_strings;
 
 struct FeatureWriter::Impl {
   H5::H5File file;
@@ -80,6 +61,12 @@ void FeatureWriter::set_column(const std::string& name, const std::vector<std::s
 
 void FeatureWriter::set_attr(const std::string& key, const std::string& value) { attrs_[key] = value; }
 
+void FeatureWriter::set_coords(const data::TileGrid& grid, const std::string& name, const std::string& savetodir) {
+  coords_ = grid;
+  coords_name_ = name;
+  coords_dir_ = savetodir;
+}
+
 void FeatureWriter::set_skipped(const std::vector<std::string>& paths, const std::vector<std::string>& reasons) {
   MEDFM_ASSERT(paths.size() == reasons.size());
   skipped_paths_ = paths;
@@ -89,7 +76,12 @@ void FeatureWriter::set_skipped(const std::vector<std::string>& paths, const std
 void FeatureWriter::commit() {
   try {
     H5::Group root = impl_->file.openGroup("/");
-    write_strings(root, "ids", ids_);
+    if (write_ids_) write_strings(root, "ids", ids_);
+    if (coords_) {
+      MEDFM_CHECK(static_cast<int64_t>(coords_->coords.size()) == rows_, "features: ", coords_->coords.size(),
+                  " coords for ", rows_, " rows");
+      h5::write_coords(impl_->file, *coords_, coords_name_, coords_dir_);
+    }
     if (!columns_.empty()) {
       H5::Group meta = impl_->file.createGroup("meta");
       for (const auto& [name, values] : columns_) {
@@ -126,14 +118,24 @@ FeatureFile read_features(const std::string& path) {
     ds.getSpace().getSimpleExtentDims(dims);
     out.features = torch::empty({static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])}, torch::kFloat);
     if (dims[0]) ds.read(out.features.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
-    auto ids = f.openDataSet("ids");
-    hsize_t n;
-    ids.getSpace().getSimpleExtentDims(&n);
-    std::vector<char*> ptrs(n);
-    if (n) ids.read(ptrs.data(), vlen_str());
-    for (auto* p : ptrs) {
-      out.ids.emplace_back(p ? p : "");
-      std::free(p);
+    if (f.nameExists("ids")) {
+      auto ids = f.openDataSet("ids");
+      hsize_t n;
+      ids.getSpace().getSimpleExtentDims(&n);
+      std::vector<char*> ptrs(n);
+      if (n) ids.read(ptrs.data(), vlen_str());
+      for (auto* p : ptrs) {
+        out.ids.emplace_back(p ? p : "");
+        std::free(p);
+      }
+    }
+    if (f.nameExists("coords")) {
+      auto c = f.openDataSet("coords");
+      hsize_t cd[2] = {0, 0};
+      c.getSpace().getSimpleExtentDims(cd);
+      MEDFM_CHECK_T(FormatError, cd[1] == 2 && cd[0] == dims[0], "features: ", path, ": /coords is not [N,2] beside /features");
+      out.coords.resize(cd[0]);
+      if (cd[0]) c.read(out.coords.data(), H5::PredType::NATIVE_INT64);
     }
     H5::Group root = f.openGroup("/");
     for (int i = 0; i < root.getNumAttrs(); ++i) {

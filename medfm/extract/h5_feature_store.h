@@ -3,18 +3,22 @@
 //   /ids       variable-length strings [N]
 //   /meta/<column>  variable-length strings [N] (input path, extra CSV columns, slice positions ...)
 //   /skipped/{path,reason}  variable-length strings: inputs a --keep-going run could not read
+//   /coords, /tissue (slides): tile coordinates in TRIDENT's layout (h5_coords.h), same row order
 //   root attributes: string key/value provenance (model, weights_sha256, preprocessing, versions)
 // Written to a temporary name; commit() closes and renames it, so a crash never leaves a file that
 // looks complete. Not thread-safe.
 #pragma once
 #include <ATen/Tensor.h>
 
+#include <array>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "medfm/core/atomic_file.h"
+#include "medfm/data/tiling.h"
 
 namespace medfm::extract {
 
@@ -27,6 +31,9 @@ class FeatureWriter {
   void set_column(const std::string& name, const std::vector<std::string>& values);
   void set_attr(const std::string& key, const std::string& value);
   void set_skipped(const std::vector<std::string>& paths, const std::vector<std::string>& reasons);
+  // Slides: /coords (one per row) with TRIDENT's attributes; and no /ids (rows are tiles).
+  void set_coords(const data::TileGrid& grid, const std::string& name, const std::string& savetodir);
+  void set_write_ids(bool on) { write_ids_ = on; }
   int64_t rows() const { return rows_; }
   void commit();
 
@@ -39,13 +46,17 @@ class FeatureWriter {
   std::map<std::string, std::vector<std::string>> columns_;
   std::map<std::string, std::string> attrs_;
   std::vector<std::string> skipped_paths_, skipped_reasons_;
+  std::optional<data::TileGrid> coords_;
+  std::string coords_name_, coords_dir_;
+  bool write_ids_ = true;
 };
 
-// Reads back /features and /ids (for tests and downstream tools). Throws IoError/FormatError.
+// Reads back /features, /ids, /coords when present, root attributes. Throws IoError/FormatError.
 struct FeatureFile {
   at::Tensor features;  // [N,D] float32
-  std::vector<std::string> ids;
-  std::map<std::string, std::string> attrs;
+  std::vector<std::string> ids;                    // empty for slides
+  std::vector<std::array<int64_t, 2>> coords;      // slides: level-0 (x, y) per row
+  std::map<std::string, std::string> attrs;        // root string attributes
 };
 FeatureFile read_features(const std::string& path);
 

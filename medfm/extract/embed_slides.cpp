@@ -1,0 +1,264 @@
+#include "medfm/extract/embed_slides.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "medfm/core/config.h"
+#include "medfm/core/error.h"
+#include "medfm/core/hash.h"
+#include "medfm/data/model_input.h"
+#include "medfm/data/transforms.h"
+#include "medfm/extract/h5_coords.h"
+#include "medfm/extract/h5_feature_store.h"
+#include "medfm/extract/tile_slides.h"
+
+namespace medfm::extract {
+namespace fs = std::filesystem;
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One slide's tiles as a Source: input i is a row run of tiles, read as one region.
+class SlideTileSource : public Source {
+ public:
+  SlideTileSource(std::shared_ptr<io::Slide> slide, const data::TileGrid& grid, PreprocessSpec pre)
+      : slide_(std::move(slide)), grid_(grid), runs_(data::tile_runs(grid)), pre_(std::move(pre)) {}
+  size_t size() const override { return runs_.size(); }
+  std::string id(size_t i) const override { return slide_->path() + "#" + std::to_string(runs_[i].first); }
+  std::string path(size_t) const override { return slide_->path(); }
+  std::vector<Sample> load(size_t i) const override {
+    const auto [first, count] = runs_[i];
+    std::vector<Sample> out;
+    for (auto& t : data::read_tile_run(*slide_, grid_.coords, first, count, grid_.tile_level0, grid_.tile))
+      out.push_back({data::preprocess(data::display_to_rgb01(t, "uint8"), pre_), "", {}});
+    return out;
+  }
+
+ private:
+  std::shared_ptr<io::Slide> slide_;
+  const data::TileGrid& grid_;
+  std::vector<std::pair<size_t, size_t>> runs_;
+  PreprocessSpec pre_;
+};
+
+std::pair<int, int> parse_shard(const std::string& s) {
+  std::string spec = s;
+  if (spec.empty()) {
+    const char* r = std::getenv("RANK");
+    const char* w = std::getenv("WORLD_SIZE");
+    if (!r || !w) return {0, 1};
+    spec = std::string(r) + "/" + w;
+  }
+  int i = -1, n = 0;
+  char slash = 0, extra = 0;
+  const int got = std::sscanf(spec.c_str(), "%d%c%d%c", &i, &slash, &n, &extra);
+  MEDFM_CHECK_T(ConfigError, got == 3 && slash == '/' && n > 0 && i >= 0 && i < n, "slides: shard '", spec,
+                "' is not i/n with 0 <= i < n");
+  return {i, n};
+}
+
+void append_manifest(const std::string& dir, const SlideEmbedResult& r) {
+  const std::string line = nlohmann::json{{"slide", r.slide},
+                                          {"name", r.name},
+                                          {"status", r.status},
+                                          {"tiles", r.n_tiles},
+                                          {"seconds",
+                                           {{"tissue", r.tissue_seconds},
+                                            {"load", r.load_seconds},
+                                            {"model", r.model_seconds},
+                                            {"write", r.write_seconds},
+                                            {"total", r.seconds}}},
+                                          {"error", r.error}}
+                               .dump() +
+                           "\n";
+  const std::string path = (fs::path(dir) / "manifest.jsonl").string();
+  FILE* f = std::fopen(path.c_str(), "a");
+  MEDFM_CHECK_T(IoError, f, "slides: cannot append to '", path, "'");
+  const bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  std::fclose(f);
+  MEDFM_CHECK_T(IoError, ok, "slides: cannot write '", path, "'");
+}
+
+// The output is complete for this run: readable, one coords row per features row, and written by
+// the same model, weights and tiling.
+bool complete(const std::string& out, const std::map<std::string, std::string>& want) {
+  if (!fs::is_regular_file(out)) return false;
+  try {
+    auto f = read_features(out);
+    if (f.coords.size() != static_cast<size_t>(f.features.size(0))) return false;
+    for (const auto& [k, v] : want) {
+      auto it = f.attrs.find(k);
+      if (it == f.attrs.end() || it->second != v) return false;
+    }
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::string slide_fingerprint(const std::string& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  MEDFM_CHECK_T(IoError, !ec, "slides: cannot stat '", path, "'");
+  std::ifstream f(path, std::ios::binary);
+  MEDFM_CHECK_T(IoError, f.good(), "slides: cannot open '", path, "'");
+  const uint64_t mib = 1 << 20;
+  std::string buf = std::to_string(size) + ":";
+  std::string head(std::min<uint64_t>(size, mib), '\0');
+  f.read(head.data(), static_cast<std::streamsize>(head.size()));
+  buf += head;
+  if (size > mib) {
+    std::string tail(std::min<uint64_t>(size - head.size(), mib), '\0');
+    f.seekg(static_cast<std::streamoff>(size - tail.size()));
+    f.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+    buf += tail;
+  }
+  MEDFM_CHECK_T(IoError, f.good(), "slides: cannot read '", path, "'");
+  return sha256_bytes(buf.data(), buf.size());
+}
+
+void SlideEmbedJob::bind(Config& cfg) {
+  cfg.bind("slides.paths", slides, "slide files");
+  cfg.bind("slides.list", slide_list, "CSV with a `path` column");
+  cfg.bind("slides.out", out_dir, "output folder");
+  cfg.bind("slides.coords", coords_dir, "folder of coords files (medfm tile / TRIDENT) to embed");
+  cfg.bind("slides.shard", shard, "i/n (empty: RANK/WORLD_SIZE, else all)");
+  cfg.bind("slides.keep_going", keep_going, "record a bad slide and go on");
+  // The same tile.* / tissue.* keys as `medfm tile`.
+  cfg.bind("tile.mpp", tiling.target_mpp, "um/px of the tiles");
+  cfg.bind("tile.size", tiling.tile, "tile side in pixels at tile.mpp");
+  cfg.bind("tile.overlap", tiling.overlap, "pixels shared by neighbouring tiles");
+  cfg.bind("tile.min_tissue", tiling.min_tissue, "fraction of a tile on tissue");
+  cfg.bind("tissue.method", tissue.method, "hsv | otsu");
+  cfg.bind("tissue.mask_mpp", tissue.mask_mpp, "um/px of the tissue mask");
+  cfg.bind("tissue.saturation_threshold", tissue.saturation_threshold, "hsv: fixed threshold 1..255, 0 = Otsu");
+  cfg.bind("tissue.min_tissue_mm2", tissue.min_tissue_mm2, "smallest tissue region kept");
+  cfg.bind("tissue.exclude_pen", tissue.exclude_pen, "pen ink is not tissue");
+}
+
+std::vector<std::string> SlideEmbedJob::slide_paths() const {
+  std::vector<std::string> all = slides;
+  if (!slide_list.empty()) {
+    auto in = list_inputs(slide_list);
+    all.insert(all.end(), in.paths.begin(), in.paths.end());
+  }
+  MEDFM_CHECK_T(ConfigError, !all.empty(), "slides: no slides given");
+  const auto [i, n] = parse_shard(shard);
+  std::vector<std::string> mine;
+  for (size_t k = 0; k < all.size(); ++k)
+    if (static_cast<int>(k % n) == i) mine.push_back(all[k]);
+  return mine;
+}
+
+std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, c10::Device device,
+                                                 const std::map<std::string, std::string>& attrs,
+                                                 const std::function<void(size_t, size_t, const SlideEmbedResult&)>& progress) {
+  MEDFM_CHECK_T(ConfigError, !out_dir.empty(), "slides: no output folder given (slides.out)");
+  const auto paths = slide_paths();
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  MEDFM_CHECK_T(IoError, fs::is_directory(out_dir), "slides: cannot create the output folder '", out_dir, "'");
+  std::map<std::string, std::string> names;
+  for (const auto& p : paths) {
+    const auto n = slide_name(p);
+    MEDFM_CHECK_T(ConfigError, !names.count(n), "slides: '", p, "' and '", names[n], "' would both write ", n, ".h5");
+    names[n] = p;
+  }
+  const io::ReadOptions ro = read.options();
+  // What a complete output of this run carries (a re-run with another model or tiling redoes it).
+  std::map<std::string, std::string> want{{"model", model.provenance.at("model")},
+                                          {"preprocess", model.provenance.at("preprocess")}};
+  if (model.provenance.count("weights_sha256")) want["weights_sha256"] = model.provenance.at("weights_sha256");
+  want["tiling"] = coords_dir.empty() ? nlohmann::json{{"mpp", tiling.target_mpp}, {"tile", tiling.tile},
+                                                        {"overlap", tiling.overlap}, {"min_tissue", tiling.min_tissue},
+                                                        {"tissue_method", tissue.method}}
+                                            .dump()
+                                      : "coords:" + fs::absolute(coords_dir).string();
+  std::vector<SlideEmbedResult> results;
+  for (size_t k = 0; k < paths.size(); ++k) {
+    const auto t0 = std::chrono::steady_clock::now();
+    SlideEmbedResult r;
+    r.slide = paths[k];
+    r.name = slide_name(paths[k]);
+    const std::string out = (fs::path(out_dir) / (r.name + ".h5")).string();
+    try {
+      if (complete(out, want)) {
+        r.status = "skipped-complete";
+        r.n_tiles = static_cast<int64_t>(read_features(out).coords.size());
+      } else {
+        std::shared_ptr<io::Slide> slide = io::open_slide(paths[k], ro);
+        data::TileGrid grid;
+        const auto tt = std::chrono::steady_clock::now();
+        if (!coords_dir.empty()) {
+          grid = read_coords((fs::path(coords_dir) / (r.name + ".h5")).string());
+        } else {
+          grid = data::make_tile_grid(*slide, data::detect_tissue(*slide, tissue), tiling);
+        }
+        r.tissue_seconds = since(tt);
+        r.n_tiles = static_cast<int64_t>(grid.coords.size());
+        auto a = attrs;
+        a.insert(model.provenance.begin(), model.provenance.end());
+        a.insert(want.begin(), want.end());
+        a["slide"] = paths[k];
+        a["slide_size"] = std::to_string(fs::file_size(paths[k]));
+        a["slide_fingerprint"] = slide_fingerprint(paths[k]);
+        a["slide_mpp_source"] = slide->mpp_source();
+        a["n_tiles"] = std::to_string(grid.coords.size());
+        if (grid.coords.empty()) {  // no tissue: features [0, D] beside coords [0, 2]
+          c10::InferenceMode guard;
+          model.backbone->to(device);
+          const int s = model.preprocess.input_size;
+          const int64_t dim = model.backbone->embed(torch::zeros({1, 3, s, s}).to(device)).size(1);
+          FeatureWriter w(out, dim);
+          w.set_write_ids(false);
+          w.set_coords(grid, r.name, out_dir);
+          for (const auto& [key, v] : a) w.set_attr(key, v);
+          w.commit();
+        } else {
+          SlideTileSource source(slide, grid, model.preprocess);
+          EmbedOptions o;
+          o.out_path = out;
+          o.batch_size = batch_size;
+          o.workers = workers;
+          o.device = device;
+          o.attrs = a;
+          o.coords = grid;
+          o.coords_name = r.name;
+          auto st = embed_source(*model.backbone, source, o);
+          r.load_seconds = st.load_seconds;
+          r.model_seconds = st.model_seconds;
+          r.write_seconds = st.write_seconds;
+        }
+        r.status = "ok";
+      }
+    } catch (const Error& e) {
+      r.status = "failed";
+      r.error = e.what();
+      r.seconds = since(t0);
+      append_manifest(out_dir, r);
+      if (!keep_going) throw;
+      results.push_back(r);
+      if (progress) progress(k + 1, paths.size(), r);
+      continue;
+    }
+    r.seconds = since(t0);
+    append_manifest(out_dir, r);
+    results.push_back(r);
+    if (progress) progress(k + 1, paths.size(), r);
+  }
+  return results;
+}
+
+}  // namespace medfm::extract
