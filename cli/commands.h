@@ -10,5 +10,6 @@ void add_demo_command(CLI::App& app, int* rc);
 void add_info_command(CLI::App& app, int* rc);
 void add_region_command(CLI::App& app, int* rc);
 void add_tile_command(CLI::App& app, int* rc);
+void add_heatmap_command(CLI::App& app, int* rc);
 
 }  // namespace medfm::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   medfm::cli::add_info_command(app, &rc);
   medfm::cli::add_region_command(app, &rc);
   medfm::cli::add_tile_command(app, &rc);
+  medfm::cli::add_heatmap_command(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

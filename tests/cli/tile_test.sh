@@ -65,6 +65,21 @@ im = Image.open('$T/o/t025.jpg'); assert im.format == 'JPEG' and max(im.size) ==
 check "summary names tiles and um/px source" grep -q "t025: .* tiles of 224 px at 0.5 um/px (level-0 0.25 um/px, tiff-resolution)" "$T/tile.txt"
 check "no temporary files left" bash -c "! ls -a '$T/o' | grep -q tmp"
 
+# Heatmaps of per-tile scores.
+check "heatmap of the tissue fraction from the coords file" bash -c "'$BIN' heatmap '$S/t025.tif' --scores '$T/o/t025.h5' --out '$T/h.png' $Q > /dev/null && $PY -c \"
+from PIL import Image; im = Image.open('$T/h.png'); assert im.size == (1024 + 90, 960), im.size\""
+printf 'x,y,score\n0,0,5\n400,0,1\n800,0,3\n' > "$T/s.csv"
+check "heatmap from a CSV: max score yellow, min purple, over glass (alpha 0.5)" bash -c "'$BIN' heatmap '$S/t025.tif' --scores '$T/s.csv' --out '$T/hc.png' $Q > /dev/null && $PY -c \"
+from PIL import Image
+im = Image.open('$T/hc.png').convert('RGB'); s = 1024 / 2560
+hi = im.getpixel((int(50 * s), int(50 * s))); lo = im.getpixel((int(450 * s), int(50 * s))); mid = im.getpixel((int(850 * s), int(50 * s)))
+near = lambda a, b: all(abs(x - y) <= 3 for x, y in zip(a, b))
+assert near(hi, (254, 243, 146)) and near(lo, (161, 128, 169)), (hi, lo)
+assert mid != hi and mid != lo\""
+check "heatmap: a missing dataset -> exit 1" expect_exit 1 "no dataset 'attention'" "$BIN" heatmap "$S/t025.tif" --scores "$T/o/t025.h5" --dataset attention --out "$T/h2.png"
+printf 'x,y,value\n0,0,1\n' > "$T/bad.csv"
+check "heatmap: a CSV without the score column -> exit 1" expect_exit 1 "needs columns x, y and score" "$BIN" heatmap "$S/t025.tif" --scores "$T/bad.csv" --out "$T/h3.png"
+
 # Slides without um/px, broken slides, name clashes.
 check "no um/px -> exit 1 naming the slide and the override" expect_exit 1 "nompp.tif' records no um/px" "$BIN" tile "$S/nompp.tif" --out "$T/n"
 check "--slide-mpp overrides" bash -c "'$BIN' tile '$S/nompp.tif' --slide-mpp 0.25 --out '$T/n' --json $Q | $PY -c 'import json,sys; r=json.load(sys.stdin)[0]; assert r[\"mpp_source\"]==\"override\" and r[\"tiles\"]>5, r'"
