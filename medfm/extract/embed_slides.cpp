@@ -28,11 +28,54 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// How each tile's colours are normalised before the model.
+struct StainNorm {
+  std::string method;
+  data::MacenkoReference macenko;
+  data::LabStats reinhard;
+  at::Tensor apply(const at::Tensor& rgb01) const {
+    if (method == "reinhard") return data::reinhard(rgb01, reinhard);
+    if (method != "macenko") return rgb01;
+    try {
+      return data::macenko(rgb01, macenko);
+    } catch (const Error&) {  // glass or faint tissue: no stain plane to fit; the tile as it is
+      return rgb01;
+    }
+  }
+};
+
+StainNorm make_stain_norm(const std::string& method, const std::string& reference, std::string* record) {
+  StainNorm n{method, {}, {}};
+  if (method.empty()) return n;
+  MEDFM_CHECK_T(ConfigError, method == "macenko" || method == "reinhard", "slides: unknown stain normalisation '",
+                method, "' (macenko or reinhard)");
+  MEDFM_CHECK_T(ConfigError, method == "macenko" || !reference.empty(),
+                "slides: Reinhard normalisation needs a reference image (slides.stain_reference)");
+  at::Tensor ref;
+  if (!reference.empty()) {
+    Image img = io::open_image(reference);
+    MEDFM_CHECK_T(ConfigError, !img.is_volume, "slides: stain reference '", reference, "' is not a 2D image");
+    ref = data::display_to_rgb01(img.pixels, img.stored_dtype);
+  }
+  nlohmann::json j{{"method", method}, {"reference", reference}};
+  if (method == "macenko") {
+    if (ref.defined()) n.macenko = data::macenko_fit(ref);
+    j["stains"] = n.macenko.stains;
+    j["max_conc"] = n.macenko.max_conc;
+  } else {
+    n.reinhard = data::lab_stats(ref);
+    j["lab_mean"] = n.reinhard.mean;
+    j["lab_std"] = n.reinhard.std;
+  }
+  *record = j.dump();
+  return n;
+}
+
 // One slide's tiles as a Source: input i is a row run of tiles, read as one region.
 class SlideTileSource : public Source {
  public:
-  SlideTileSource(std::shared_ptr<io::Slide> slide, const data::TileGrid& grid, PreprocessSpec pre)
-      : slide_(std::move(slide)), grid_(grid), runs_(data::tile_runs(grid)), pre_(std::move(pre)) {}
+  SlideTileSource(std::shared_ptr<io::Slide> slide, const data::TileGrid& grid, PreprocessSpec pre, const StainNorm& stain)
+      : slide_(std::move(slide)), grid_(grid), runs_(data::tile_runs(grid)), pre_(std::move(pre)), stain_(stain) {}
   size_t size() const override { return runs_.size(); }
   std::string id(size_t i) const override { return slide_->path() + "#" + std::to_string(runs_[i].first); }
   std::string path(size_t) const override { return slide_->path(); }
@@ -40,7 +83,7 @@ class SlideTileSource : public Source {
     const auto [first, count] = runs_[i];
     std::vector<Sample> out;
     for (auto& t : data::read_tile_run(*slide_, grid_.coords, first, count, grid_.tile_level0, grid_.tile))
-      out.push_back({data::preprocess(data::display_to_rgb01(t, "uint8"), pre_), "", {}});
+      out.push_back({data::preprocess(stain_.apply(data::display_to_rgb01(t, "uint8")), pre_), "", {}});
     return out;
   }
 
@@ -49,6 +92,7 @@ class SlideTileSource : public Source {
   const data::TileGrid& grid_;
   std::vector<std::pair<size_t, size_t>> runs_;
   PreprocessSpec pre_;
+  const StainNorm& stain_;
 };
 
 std::pair<int, int> parse_shard(const std::string& s) {
@@ -136,6 +180,8 @@ void SlideEmbedJob::bind(Config& cfg) {
   cfg.bind("slides.coords", coords_dir, "folder of coords files (medfm tile / TRIDENT) to embed");
   cfg.bind("slides.shard", shard, "i/n (empty: RANK/WORLD_SIZE, else all)");
   cfg.bind("slides.keep_going", keep_going, "record a bad slide and go on");
+  cfg.bind("slides.stain", stain, "stain normalisation: macenko | reinhard (empty: none)");
+  cfg.bind("slides.stain_reference", stain_reference, "reference image for the stain normalisation");
   // The same tile.* / tissue.* keys as `medfm tile`.
   cfg.bind("tile.mpp", tiling.target_mpp, "um/px of the tiles");
   cfg.bind("tile.size", tiling.tile, "tile side in pixels at tile.mpp");
@@ -186,6 +232,9 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
                                                         {"tissue_method", tissue.method}}
                                             .dump()
                                       : "coords:" + fs::absolute(coords_dir).string();
+  std::string stain_record;
+  const StainNorm norm = make_stain_norm(stain, stain_reference, &stain_record);
+  if (!stain_record.empty()) want["stain_normalisation"] = stain_record;
   std::vector<SlideEmbedResult> results;
   for (size_t k = 0; k < paths.size(); ++k) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -227,7 +276,7 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
           for (const auto& [key, v] : a) w.set_attr(key, v);
           w.commit();
         } else {
-          SlideTileSource source(slide, grid, model.preprocess);
+          SlideTileSource source(slide, grid, model.preprocess, norm);
           EmbedOptions o;
           o.out_path = out;
           o.batch_size = batch_size;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "medfm/data/stain.h"
 #include "medfm/data/tiling.h"
 #include "medfm/extract/embed.h"
 #include "medfm/io/formats.h"
@@ -40,6 +41,11 @@ struct SlideEmbedJob {
   std::string shard;        // "i/n"; empty: RANK / WORLD_SIZE from the environment, else all
   int batch_size = 32, workers = 2;
   bool keep_going = false;
+  // Stain normalisation of each tile before the model: "" (none), "macenko" (to stain_reference's
+  // stains, else the usual H&E reference), "reinhard" (to stain_reference's CIELAB statistics).
+  // A tile with too little stain for Macenko's fit is passed as it is. Recorded as attributes.
+  std::string stain;
+  std::string stain_reference;  // an image file
   data::TissueOptions tissue;
   data::TilingOptions tiling;
   io::ReadSpec read;

@@ -79,6 +79,15 @@ import h5py, numpy as np
 a = h5py.File('$T/tiles/t02631.h5')['coords']; b = h5py.File('$T/c/t02631.h5')['coords']
 assert np.array_equal(a[:], b[:]) and b.shape[0] == h5py.File('$T/c/t02631.h5')['features'].shape[0]\""
 
+# Stain normalisation, recorded in the output.
+check "--stain-norm macenko / reinhard change the features and are recorded" bash -c "'$BIN' embed $M --slides '$S/t05.tif' --stain-norm macenko --out '$T/sm' > /dev/null && '$BIN' embed $M --slides '$S/t05.tif' --stain-norm reinhard --stain-reference '$D/images/ihc.png' --out '$T/sr' > /dev/null && $PY -c \"
+import h5py, json, numpy as np
+a, m, r = (h5py.File(p + '/t05.h5') for p in ('$T/w1', '$T/sm', '$T/sr'))
+assert json.loads(m.attrs['stain_normalisation'])['method'] == 'macenko' and len(json.loads(m.attrs['stain_normalisation'])['stains']) == 6
+assert json.loads(r.attrs['stain_normalisation'])['reference'].endswith('ihc.png') and 'stain_normalisation' not in a.attrs
+assert np.abs(a['features'][:] - m['features'][:]).max() > 1e-3 and np.abs(m['features'][:] - r['features'][:]).max() > 1e-3\""
+check "Reinhard without a reference -> exit 1" expect_exit 1 "needs a reference image" "$BIN" embed $M --slides "$S/t05.tif" --stain-norm reinhard --out "$T/x"
+
 # kill -9 mid-run, re-run: the same files as an uninterrupted run.
 mkdir -p "$T/many"
 for i in 1 2 3 4 5 6; do ln -s "$S/t025.tif" "$T/many/s$i.tif"; done
