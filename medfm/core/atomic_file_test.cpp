@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "medfm/core/error.h"
+#include "tests/temp_dir.h"
 
 namespace medfm {
 namespace {
@@ -15,17 +16,12 @@ namespace fs = std::filesystem;
 
 class AtomicFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char t[] = "/tmp/medfm_atomic_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(t), nullptr);
-    dir_ = t;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string read(const std::string& p) {
     std::ifstream f(p);
     return std::string(std::istreambuf_iterator<char>(f), {});
   }
-  std::string dir_;
+  medfm::testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(AtomicFileTest, CommitReplacesTheFinalFileInOneStep) {

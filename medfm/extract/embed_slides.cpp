@@ -182,16 +182,7 @@ void SlideEmbedJob::bind(Config& cfg) {
   cfg.bind("slides.keep_going", keep_going, "record a bad slide and go on");
   cfg.bind("slides.stain", stain, "stain normalisation: macenko | reinhard (empty: none)");
   cfg.bind("slides.stain_reference", stain_reference, "reference image for the stain normalisation");
-  // The same tile.* / tissue.* keys as `medfm tile`.
-  cfg.bind("tile.mpp", tiling.target_mpp, "um/px of the tiles");
-  cfg.bind("tile.size", tiling.tile, "tile side in pixels at tile.mpp");
-  cfg.bind("tile.overlap", tiling.overlap, "pixels shared by neighbouring tiles");
-  cfg.bind("tile.min_tissue", tiling.min_tissue, "fraction of a tile on tissue");
-  cfg.bind("tissue.method", tissue.method, "hsv | otsu");
-  cfg.bind("tissue.mask_mpp", tissue.mask_mpp, "um/px of the tissue mask");
-  cfg.bind("tissue.saturation_threshold", tissue.saturation_threshold, "hsv: fixed threshold 1..255, 0 = Otsu");
-  cfg.bind("tissue.min_tissue_mm2", tissue.min_tissue_mm2, "smallest tissue region kept");
-  cfg.bind("tissue.exclude_pen", tissue.exclude_pen, "pen ink is not tissue");
+  bind_tiling(cfg, tissue, tiling);  // the same tile.* / tissue.* keys as `medfm tile`
 }
 
 std::vector<std::string> SlideEmbedJob::slide_paths() const {

@@ -15,6 +15,7 @@
 
 #include "medfm/core/error.h"
 #include "medfm/extract/h5_feature_store.h"
+#include "tests/temp_dir.h"
 
 namespace medfm::extract {
 namespace {
@@ -57,12 +58,6 @@ class MeanBackbone : public models::Backbone {
 
 class EmbedLoop : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char t[] = "/tmp/medfm_embed_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(t), nullptr);
-    dir_ = t;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   EmbedOptions opts(int batch, int workers, bool keep_going = false) {
     EmbedOptions o;
     o.out_path = dir_ + "/f.h5";
@@ -71,7 +66,8 @@ class EmbedLoop : public ::testing::Test {
     o.keep_going = keep_going;
     return o;
   }
-  std::string dir_;
+  medfm::testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
   MeanBackbone model_;
 };
 

@@ -7,6 +7,7 @@
 
 #include "medfm/core/error.h"
 #include "medfm/extract/source.h"
+#include "tests/temp_dir.h"
 
 namespace medfm::extract {
 namespace {
@@ -26,12 +27,6 @@ TEST(ParseCsv, QuotesDoubledQuotesCrlfAndBom) {
 
 class Inputs : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char t[] = "/tmp/medfm_inputs_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(t), nullptr);
-    dir_ = t;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string put(const std::string& rel, const std::string& bytes) {
     const std::string p = dir_ + "/" + rel;
     fs::create_directories(fs::path(p).parent_path());
@@ -46,7 +41,8 @@ class Inputs : public ::testing::Test {
     }
     return "(no error)";
   }
-  std::string dir_;
+  medfm::testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
   const std::string png_ = std::string("\x89PNG\r\n\x1a\n", 8) + "rest";
 };
 

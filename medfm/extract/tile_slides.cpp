@@ -16,12 +16,7 @@ namespace fs = std::filesystem;
 
 std::string slide_name(const std::string& path) { return fs::path(path).stem().string(); }
 
-void TileJob::bind(Config& cfg) {
-  cfg.bind("tile.slides", slides, "slide files");
-  cfg.bind("tile.out", out_dir, "output folder");
-  cfg.bind("tile.roi", roi, "GeoJSON regions of interest (level-0 pixels)");
-  cfg.bind("tile.keep_going", keep_going, "record a bad slide and go on");
-  cfg.bind("tile.thumbnail_px", thumbnail_px, "longer side of the thumbnail");
+void bind_tiling(Config& cfg, data::TissueOptions& tissue, data::TilingOptions& tiling) {
   cfg.bind("tile.mpp", tiling.target_mpp, "um/px of the tiles");
   cfg.bind("tile.size", tiling.tile, "tile side in pixels at tile.mpp");
   cfg.bind("tile.overlap", tiling.overlap, "pixels shared by neighbouring tiles");
@@ -36,6 +31,15 @@ void TileJob::bind(Config& cfg) {
   cfg.bind("tissue.max_holes", tissue.max_holes, "holes kept per region");
   cfg.bind("tissue.black_value", tissue.black_value, "HSV value below which a pixel is not tissue");
   cfg.bind("tissue.exclude_pen", tissue.exclude_pen, "pen ink is not tissue");
+}
+
+void TileJob::bind(Config& cfg) {
+  cfg.bind("tile.slides", slides, "slide files");
+  cfg.bind("tile.out", out_dir, "output folder");
+  cfg.bind("tile.roi", roi, "GeoJSON regions of interest (level-0 pixels)");
+  cfg.bind("tile.keep_going", keep_going, "record a bad slide and go on");
+  cfg.bind("tile.thumbnail_px", thumbnail_px, "longer side of the thumbnail");
+  bind_tiling(cfg, tissue, tiling);
   read.bind(cfg);
 }
 

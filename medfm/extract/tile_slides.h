@@ -40,6 +40,10 @@ struct TileJob {
                               const std::function<void(size_t done, size_t total)>& progress = {});
 };
 
+// The tile.* (mpp, size, overlap, min_tissue) and tissue.* keys, shared by `medfm tile` and
+// `medfm embed --slides`.
+void bind_tiling(Config& cfg, data::TissueOptions& tissue, data::TilingOptions& tiling);
+
 // The output name of a slide: its file name without the last extension.
 std::string slide_name(const std::string& path);
 

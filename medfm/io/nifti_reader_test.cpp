@@ -14,6 +14,7 @@
 
 #include "medfm/core/error.h"
 #include "medfm/io/formats.h"
+#include "tests/temp_dir.h"
 
 namespace medfm::io {
 namespace {
@@ -70,13 +71,8 @@ class NiftiLies : public ::testing::Test {
     }
     return "(no error)";
   }
-  void SetUp() override {
-    char t[] = "/tmp/medfm_nifti_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(t), nullptr);
-    dir_ = t;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string dir_;
+  medfm::testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(NiftiLies, ValidFilesRead) {

@@ -3,24 +3,9 @@
 # Usage: cli_test.sh MEDFM_BINARY GOLDEN_DIR
 set -u
 BIN=$1
+source "$(dirname "$0")/lib.sh"
 G=$(cd "$2" && pwd)
-PY=/usr/bin/python3
 CMP="$PY $(dirname "$0")/../../scripts/golden/compare_features.py"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   $name"; else fail=$((fail+1)); echo "FAIL $name"; fi
-}
-expect_exit() {  # expect_exit CODE PATTERN CMD...: exit code and one-line stderr containing PATTERN
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || { echo "  exit $rc, wanted $code; stderr: $(cat "$T/err")"; return 1; }
-  [ -z "$pat" ] || grep -q -- "$pat" "$T/err" || { echo "  stderr lacks '$pat': $(cat "$T/err")"; return 1; }
-}
 
 check "version names LibTorch" bash -c "'$BIN' --version | grep -q 'LibTorch 1.13'"
 check "models --json lists the registry" bash -c "'$BIN' models --json | $PY -c 'import json,sys; m={e[\"name\"]: e for e in json.load(sys.stdin)}; assert m[\"virchow2\"][\"embedding_dim\"]==2560 and m[\"uni2_h\"][\"arch\"][\"reg_tokens\"]==8'"
@@ -85,5 +70,4 @@ import pydicom; d = pydicom.dcmread('$D/pydicom/MR_small.dcm'); d.PhotometricInt
   check "flags beat --set beat the config file" bash -c "printf '[runtime]\nlog_level = \"debug\"\n[embed]\nbatch_size = 3\n' > '$T/p.toml' && '$BIN' embed --model vit_tiny_patch16_224 --config '$T/p.toml' --set embed.batch_size=4 --batch-size 5 --input '$G/tv_images' --out '$T/p.h5' --log-level error > /dev/null 2> '$T/p.err' && ! grep -q debug '$T/p.err' && $PY -c \"import h5py, tomllib; c=tomllib.loads(h5py.File('$T/p.h5').attrs['config']); assert c['embed']['batch_size']==5 and c['runtime']['log_level']=='error', c\""
 }
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

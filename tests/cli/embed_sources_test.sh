@@ -6,24 +6,9 @@
 # Usage: embed_sources_test.sh MEDFM_BINARY   (data from scripts/fetch_data.sh; missing data fails)
 set -u
 BIN=$1
-PY=/usr/bin/python3
+source "$(dirname "$0")/lib.sh"
 REF="$PY $(cd "$(dirname "$0")/../../scripts/golden" && pwd)/slice_reference.py"
 D=${MEDFM_DATA:-$HOME/.cache/medfm/data}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   $name"; else fail=$((fail+1)); echo "FAIL $name"; fi
-}
-expect_exit() {  # expect_exit CODE PATTERN CMD...: exit code and one-line stderr containing PATTERN
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || { echo "  exit $rc, wanted $code; stderr: $(cat "$T/err")"; return 1; }
-  [ -z "$pat" ] || grep -q -- "$pat" "$T/err" || { echo "  stderr lacks '$pat': $(cat "$T/err")"; return 1; }
-}
 # same_row A.h5 ROW B.h5 TOL: row ROW of A equals the only row of B (max abs diff, relative to B's scale)
 same_row() {
   $PY - "$@" <<'PYEOF'
@@ -113,5 +98,4 @@ check "bad plane -> exit 1" expect_exit 1 "unknown plane 'diagonal'" "$BIN" embe
 check "bad window -> exit 1" expect_exit 1 "unknown preset 'lungs'" "$BIN" embed --model vit_tiny_patch16_224 --input "$NII" --window lungs --out "$T/w.h5"
 check "bad slice range -> exit 1" expect_exit 1 "not start:stop" "$BIN" embed --input "$NII" --slices 5 --out "$T/r.h5"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

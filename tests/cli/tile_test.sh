@@ -4,24 +4,9 @@
 # Usage: tile_test.sh MEDFM_BINARY   (data from scripts/fetch_data.sh; missing data fails)
 set -u
 BIN=$1
-PY=/usr/bin/python3
+source "$(dirname "$0")/lib.sh"
 D=${MEDFM_DATA:-$HOME/.cache/medfm/data}
 S=$D/slides/tiling
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-check() {
-  local name=$1; shift
-  if "$@"; then pass=$((pass+1)); echo "ok   $name"; else fail=$((fail+1)); echo "FAIL $name"; fi
-}
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || { echo "  exit $rc, wanted $code; stderr: $(cat "$T/err")"; return 1; }
-  [ -z "$pat" ] || grep -q -- "$pat" "$T/err" || { echo "  stderr lacks '$pat': $(cat "$T/err")"; return 1; }
-}
 for f in t025.tif t02631.tif t05.tif pen.tif nompp.tif; do
   [ -e "$S/$f" ] || { echo "FAIL missing test slide $S/$f (run scripts/fetch_data.sh)"; exit 1; }
 done
@@ -94,5 +79,4 @@ mkdir -p "$T/a" "$T/b"; cp "$S/t05.tif" "$T/a/x.tif"; cp "$S/t05.tif" "$T/b/x.ti
 check "two slides with one output name -> exit 1" expect_exit 1 "would both write x.h5" "$BIN" tile "$T/a/x.tif" "$T/b/x.tif" --out "$T/c"
 check "bad overlap -> exit 1" expect_exit 1 "overlap" "$BIN" tile "$S/t05.tif" --tile 64 --overlap 64 --out "$T/c"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
