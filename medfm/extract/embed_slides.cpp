@@ -17,7 +17,10 @@
 #include "medfm/data/transforms.h"
 #include "medfm/extract/h5_coords.h"
 #include "medfm/extract/h5_feature_store.h"
+#include "medfm/extract/tile_scores.h"
 #include "medfm/extract/tile_slides.h"
+#include "medfm/data/heatmap.h"
+#include "medfm/io/image2d.h"
 
 namespace medfm::extract {
 namespace fs = std::filesystem;
@@ -299,6 +302,34 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
     if (progress) progress(k + 1, paths.size(), r);
   }
   return results;
+}
+
+SlideDemo slide_demo(models::LoadedBackbone& model, const std::string& slide, const std::string& out_dir,
+                     c10::Device device, const std::map<std::string, std::string>& attrs) {
+  const auto t0 = std::chrono::steady_clock::now();
+  MEDFM_CHECK_T(IoError, fs::is_regular_file(slide), "demo: the sample slide '", slide,
+                "' is missing (run scripts/fetch_data.sh)");
+  const std::string name = slide_name(slide);
+  TileJob tile;
+  tile.slides = {slide};
+  tile.out_dir = (fs::path(out_dir) / "tiles").string();
+  tile.run(attrs);
+  SlideEmbedJob embed;
+  embed.slides = {slide};
+  embed.out_dir = out_dir;
+  embed.coords_dir = tile.out_dir;
+  auto r = embed.run(model, device, attrs);
+  SlideDemo d;
+  d.coords = (fs::path(tile.out_dir) / (name + ".h5")).string();
+  d.thumbnail = (fs::path(tile.out_dir) / (name + ".jpg")).string();
+  d.features = (fs::path(out_dir) / (name + ".h5")).string();
+  d.heatmap = (fs::path(out_dir) / (name + "_heatmap.png")).string();
+  d.n_tiles = r.at(0).n_tiles;
+  auto scores = read_tile_scores(d.features, "features:0");
+  auto s = io::open_slide(slide);
+  io::write_png(d.heatmap, data::render_heatmap(*s, scores.coords, scores.scores, scores.tile_level0));
+  d.seconds = since(t0);
+  return d;
 }
 
 }  // namespace medfm::extract

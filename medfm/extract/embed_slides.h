@@ -57,6 +57,17 @@ struct SlideEmbedJob {
                                     const std::function<void(size_t done, size_t total, const SlideEmbedResult&)>& progress = {});
 };
 
+// The whole-slide part of `medfm demo`: `medfm tile` (coords, contours, thumbnail) into
+// out_dir/tiles, the same tiles embedded into out_dir/<name>.h5, and a heatmap of the first
+// feature over the slide in out_dir/<name>_heatmap.png.
+struct SlideDemo {
+  std::string coords, thumbnail, features, heatmap;
+  int64_t n_tiles = 0;
+  double seconds = 0;
+};
+SlideDemo slide_demo(models::LoadedBackbone& model, const std::string& slide, const std::string& out_dir,
+                     c10::Device device, const std::map<std::string, std::string>& attrs);
+
 // A cheap identity of a slide file: SHA-256 of its size and its first and last MiB.
 std::string slide_fingerprint(const std::string& path);
 

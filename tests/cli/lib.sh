@@ -5,6 +5,7 @@
 #   finish                        prints the totals; the script's exit status
 #   need_data PATH...             fails the whole script when a test input is missing
 PY=/usr/bin/python3
+[ -n "${BIN:-}" ] && BIN=$(readlink -f "$BIN")  # absolute: tests may change folder
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0

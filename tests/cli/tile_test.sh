@@ -65,6 +65,15 @@ check "heatmap: a missing dataset -> exit 1" expect_exit 1 "no dataset 'attentio
 printf 'x,y,value\n0,0,1\n' > "$T/bad.csv"
 check "heatmap: a CSV without the score column -> exit 1" expect_exit 1 "needs columns x, y and score" "$BIN" heatmap "$S/t025.tif" --scores "$T/bad.csv" --out "$T/h3.png"
 
+# The quick start's demo: images, then the sample slide tiled, embedded and drawn.
+check "medfm demo writes features, a thumbnail and a heatmap of the sample slide" bash -c "cd '$T' && '$BIN' demo --repeats 1 --batch-size 4 --slide-out '$T/demo' --json $Q > '$T/demo.json' && $PY -c \"
+import json, h5py
+from PIL import Image
+r = json.load(open('$T/demo.json'))
+assert r['n_images'] >= 3 and r['slide_tiles'] > 50, r
+f = h5py.File(r['slide_features']); assert f['features'].shape[0] == f['coords'].shape[0] == r['slide_tiles']
+assert Image.open(r['slide_heatmap']).size[0] > 1024 and Image.open('$T/demo/tiles/ihc_pyramid.jpg').format == 'JPEG'\""
+
 # Slides without um/px, broken slides, name clashes.
 check "no um/px -> exit 1 naming the slide and the override" expect_exit 1 "nompp.tif' records no um/px" "$BIN" tile "$S/nompp.tif" --out "$T/n"
 check "--slide-mpp overrides" bash -c "'$BIN' tile '$S/nompp.tif' --slide-mpp 0.25 --out '$T/n' --json $Q | $PY -c 'import json,sys; r=json.load(sys.stdin)[0]; assert r[\"mpp_source\"]==\"override\" and r[\"tiles\"]>5, r'"
