@@ -71,6 +71,7 @@ void add_info_command(CLI::App& app, int* rc) {
   });
 }
 
+#ifdef MEDFM_HAVE_OPENCV  // region writes PNG
 void add_region_command(CLI::App& app, int* rc) {
   struct State {
     RuntimeOptions rt;
@@ -110,5 +111,6 @@ void add_region_command(CLI::App& app, int* rc) {
     });
   });
 }
+#endif
 
 }  // namespace medfm::cli

@@ -15,12 +15,16 @@ int main(int argc, char** argv) {
   app.add_flag("--version-json", version_json, "the same as JSON");
   int rc = 0;
   medfm::cli::add_models_command(app, &rc);
+  medfm::cli::add_info_command(app, &rc);
+#if defined(MEDFM_HAVE_HDF5) && defined(MEDFM_HAVE_OPENCV)
   medfm::cli::add_embed_command(app, &rc);
   medfm::cli::add_demo_command(app, &rc);
-  medfm::cli::add_info_command(app, &rc);
-  medfm::cli::add_region_command(app, &rc);
   medfm::cli::add_tile_command(app, &rc);
   medfm::cli::add_heatmap_command(app, &rc);
+#endif
+#ifdef MEDFM_HAVE_OPENCV
+  medfm::cli::add_region_command(app, &rc);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
