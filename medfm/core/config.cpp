@@ -89,29 +89,6 @@ void Config::bind(const std::string& key, std::string& field, std::string help) 
   f.get = [&field] { return quote(field); };
 }
 
-void Config::bind(const std::string& key, std::vector<double>& field, std::string help) {
-  auto& f = add(key);
-  f.type = "float[]";
-  f.help = std::move(help);
-  f.set = [&field, key](const void* n, const std::string& origin) {
-    const auto* arr = as_node(n).as_array();
-    if (!arr) type_error(key, "an array of numbers", origin);
-    std::vector<double> out;
-    for (const auto& e : *arr) {
-      if (!e.is_number()) type_error(key, "an array of numbers", origin);
-      out.push_back(*e.value<double>());
-    }
-    field = std::move(out);
-  };
-  f.get = [&field] {
-    std::ostringstream os;
-    os << "[";
-    for (size_t i = 0; i < field.size(); ++i) os << (i ? ", " : "") << toml::value<double>(field[i]);
-    os << "]";
-    return os.str();
-  };
-}
-
 void Config::bind(const std::string& key, int64_t& field, std::string help) {
   auto& f = add(key);
   f.type = "int";
@@ -124,48 +101,53 @@ void Config::bind(const std::string& key, int64_t& field, std::string help) {
 }
 
 namespace {
+
+// One TOML array binder for every element type: `accepts` checks an element, `want` names it.
 template <typename T>
-std::string array_text(const std::vector<T>& v) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << toml::value<T>(v[i]);
-  os << "]";
-  return os.str();
+void bind_array(const std::string& key, std::vector<T>& field, bool (*accepts)(const toml::node&), const char* want,
+                std::function<void(const void*, const std::string&)>* set, std::function<std::string()>* get) {
+  *set = [&field, key, accepts, want](const void* n, const std::string& origin) {
+    const auto* arr = as_node(n).as_array();
+    if (!arr) type_error(key, want, origin);
+    std::vector<T> out;
+    for (const auto& e : *arr) {
+      if (!accepts(e)) type_error(key, want, origin);
+      out.push_back(*e.value<T>());
+    }
+    field = std::move(out);
+  };
+  *get = [&field] {
+    std::ostringstream os;
+    os << "[";
+    for (size_t i = 0; i < field.size(); ++i) os << (i ? ", " : "") << toml::value<T>(field[i]);
+    os << "]";
+    return os.str();
+  };
 }
+
 }  // namespace
+
+void Config::bind(const std::string& key, std::vector<double>& field, std::string help) {
+  auto& f = add(key);
+  f.type = "float[]";
+  f.help = std::move(help);
+  bind_array<double>(key, field, [](const toml::node& e) { return e.is_number(); }, "an array of numbers", &f.set, &f.get);
+}
 
 void Config::bind(const std::string& key, std::vector<int64_t>& field, std::string help) {
   auto& f = add(key);
   f.type = "int[]";
   f.help = std::move(help);
-  f.set = [&field, key](const void* n, const std::string& origin) {
-    const auto* arr = as_node(n).as_array();
-    if (!arr) type_error(key, "an array of integers", origin);
-    std::vector<int64_t> out;
-    for (const auto& e : *arr) {
-      if (!e.is_integer()) type_error(key, "an array of integers", origin);
-      out.push_back(*e.value<int64_t>());
-    }
-    field = std::move(out);
-  };
-  f.get = [&field] { return array_text(field); };
+  bind_array<int64_t>(key, field, [](const toml::node& e) { return e.is_integer(); }, "an array of integers", &f.set,
+                      &f.get);
 }
 
 void Config::bind(const std::string& key, std::vector<std::string>& field, std::string help) {
   auto& f = add(key);
   f.type = "string[]";
   f.help = std::move(help);
-  f.set = [&field, key](const void* n, const std::string& origin) {
-    const auto* arr = as_node(n).as_array();
-    if (!arr) type_error(key, "an array of strings", origin);
-    std::vector<std::string> out;
-    for (const auto& e : *arr) {
-      if (!e.is_string()) type_error(key, "an array of strings", origin);
-      out.push_back(*e.value<std::string>());
-    }
-    field = std::move(out);
-  };
-  f.get = [&field] { return array_text(field); };
+  bind_array<std::string>(key, field, [](const toml::node& e) { return e.is_string(); }, "an array of strings", &f.set,
+                          &f.get);
 }
 
 void Config::apply_toml(const std::string& text, const std::string& origin) {

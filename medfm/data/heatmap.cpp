@@ -43,9 +43,8 @@ at::Tensor render_heatmap(const io::Slide& slide, const std::vector<std::array<i
   }
   MEDFM_CHECK_T(ConfigError, std::isfinite(lo) && std::isfinite(hi), "heatmap: no finite score");
   if (hi <= lo) hi = lo + 1;  // constant scores: one colour
-  const auto& l0 = slide.levels()[0];
-  const double ds = std::max(1.0, static_cast<double>(std::max(l0.width, l0.height)) / o.size);
-  auto hwc = read_downsampled(slide, ds).permute({1, 2, 0}).contiguous();
+  double ds = 1;
+  auto hwc = read_thumbnail(slide, o.size, &ds).permute({1, 2, 0}).contiguous();
   cv::Mat img(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3, hwc.data_ptr<uint8_t>());
   cv::Mat overlay = img.clone();
   const int side = std::max(1, static_cast<int>(std::lround(tile_level0 / ds)));

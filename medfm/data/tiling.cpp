@@ -139,10 +139,8 @@ std::vector<std::pair<size_t, size_t>> tile_runs(const TileGrid& g, size_t max_r
 }
 
 at::Tensor tiling_thumbnail(const io::Slide& slide, const TissueMask& tissue, const TileGrid& grid, int size) {
-  const auto& l0 = slide.levels()[0];
-  const double ds = std::max(1.0, static_cast<double>(std::max(l0.width, l0.height)) / size);
-  auto chw = read_downsampled(slide, ds);
-  auto hwc = chw.permute({1, 2, 0}).contiguous();
+  double ds = 1;
+  auto hwc = read_thumbnail(slide, size, &ds).permute({1, 2, 0}).contiguous();
   cv::Mat img(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3, hwc.data_ptr<uint8_t>());
   auto poly = [&](const Ring& r) {
     std::vector<cv::Point> p;

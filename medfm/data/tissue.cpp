@@ -86,6 +86,13 @@ at::Tensor read_downsampled(const io::Slide& slide, double downsample) {
   return torch::from_blob(m.data, {m.rows, m.cols, 3}, at::kByte).permute({2, 0, 1}).contiguous();  // HWC -> CHW
 }
 
+at::Tensor read_thumbnail(const io::Slide& slide, int size, double* downsample) {
+  MEDFM_CHECK_T(ConfigError, size > 0, "slide: thumbnail size must be positive");
+  const auto& l0 = slide.levels()[0];
+  *downsample = std::max(1.0, static_cast<double>(std::max(l0.width, l0.height)) / size);
+  return read_downsampled(slide, *downsample);
+}
+
 double TissueMask::tissue_fraction() const {
   return mask.numel() ? mask.to(at::kDouble).mean().item<double>() : 0.0;
 }

@@ -61,6 +61,8 @@ TissueMask detect_tissue(const io::Slide& slide, const TissueOptions& opts);
 // block by block from the level at or finer than that and area-averaged (for masks, thumbnails,
 // heatmaps). Memory: the output plus one block.
 at::Tensor read_downsampled(const io::Slide& slide, double downsample);
+// read_downsampled with the longer side at most `size` px; *downsample receives the factor used.
+at::Tensor read_thumbnail(const io::Slide& slide, int size, double* downsample);
 
 // Pixel classes used by detect_tissue, exposed for tests: RGB uint8 [3,H,W] -> bool [H,W].
 at::Tensor pen_ink(const at::Tensor& rgb);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <filesystem>
 #include <mutex>
@@ -120,18 +121,18 @@ EmbedStats embed_source(models::Backbone& backbone, const Source& source, const 
   Prefetcher prefetch(source, opts.workers, 4 * bs);
   std::unique_ptr<FeatureWriter> writer;
   EmbedStats stats;
-  std::vector<Sample> pending;
+  std::deque<Sample> pending;  // loaded samples waiting for a full batch
   std::vector<std::map<std::string, std::string>> metas;
 
   auto run_batch = [&](size_t count) {
     std::vector<at::Tensor> images;
     std::vector<std::string> ids;
     for (size_t k = 0; k < count; ++k) {
-      images.push_back(pending[k].image);
-      ids.push_back(pending[k].id);
-      metas.push_back(std::move(pending[k].meta));
+      images.push_back(std::move(pending.front().image));
+      ids.push_back(std::move(pending.front().id));
+      metas.push_back(std::move(pending.front().meta));
+      pending.pop_front();
     }
-    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(count));
     const auto t0 = std::chrono::steady_clock::now();
     auto feats = backbone.embed(torch::stack(images).to(opts.device)).to(torch::kCPU);
     const auto t1 = std::chrono::steady_clock::now();

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <exception>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -136,20 +138,20 @@ void append_manifest(const std::string& dir, const SlideEmbedResult& r) {
   MEDFM_CHECK_T(IoError, ok, "slides: cannot write '", path, "'");
 }
 
-// The output is complete for this run: readable, one coords row per features row, and written by
-// the same model, weights and tiling.
-bool complete(const std::string& out, const std::map<std::string, std::string>& want) {
-  if (!fs::is_regular_file(out)) return false;
+// The tile count of an output that is complete for this run (readable, one coords row per
+// features row, written by the same model, weights and tiling); nullopt otherwise.
+std::optional<int64_t> complete_tiles(const std::string& out, const std::map<std::string, std::string>& want) {
+  if (!fs::is_regular_file(out)) return std::nullopt;
   try {
     auto f = read_features(out);
-    if (f.coords.size() != static_cast<size_t>(f.features.size(0))) return false;
+    if (f.coords.size() != static_cast<size_t>(f.features.size(0))) return std::nullopt;
     for (const auto& [k, v] : want) {
       auto it = f.attrs.find(k);
-      if (it == f.attrs.end() || it->second != v) return false;
+      if (it == f.attrs.end() || it->second != v) return std::nullopt;
     }
-    return true;
-  } catch (const Error&) {
-    return false;
+    return static_cast<int64_t>(f.coords.size());
+  } catch (const Error&) {  // unreadable or partial: redone, not an error
+    return std::nullopt;
   }
 }
 
@@ -207,15 +209,7 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
                                                  const std::function<void(size_t, size_t, const SlideEmbedResult&)>& progress) {
   MEDFM_CHECK_T(ConfigError, !out_dir.empty(), "slides: no output folder given (slides.out)");
   const auto paths = slide_paths();
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  MEDFM_CHECK_T(IoError, fs::is_directory(out_dir), "slides: cannot create the output folder '", out_dir, "'");
-  std::map<std::string, std::string> names;
-  for (const auto& p : paths) {
-    const auto n = slide_name(p);
-    MEDFM_CHECK_T(ConfigError, !names.count(n), "slides: '", p, "' and '", names[n], "' would both write ", n, ".h5");
-    names[n] = p;
-  }
+  prepare_slide_outputs(paths, out_dir, "slides");
   const io::ReadOptions ro = read.options();
   // What a complete output of this run carries (a re-run with another model or tiling redoes it).
   std::map<std::string, std::string> want{{"model", model.provenance.at("model")},
@@ -236,10 +230,11 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
     r.slide = paths[k];
     r.name = slide_name(paths[k]);
     const std::string out = (fs::path(out_dir) / (r.name + ".h5")).string();
+    std::exception_ptr failure;
     try {
-      if (complete(out, want)) {
+      if (auto done = complete_tiles(out, want)) {
         r.status = "skipped-complete";
-        r.n_tiles = static_cast<int64_t>(read_features(out).coords.size());
+        r.n_tiles = *done;
       } else {
         std::shared_ptr<io::Slide> slide = io::open_slide(paths[k], ro);
         data::TileGrid grid;
@@ -289,15 +284,11 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
     } catch (const Error& e) {
       r.status = "failed";
       r.error = e.what();
-      r.seconds = since(t0);
-      append_manifest(out_dir, r);
-      if (!keep_going) throw;
-      results.push_back(r);
-      if (progress) progress(k + 1, paths.size(), r);
-      continue;
+      failure = std::current_exception();
     }
     r.seconds = since(t0);
-    append_manifest(out_dir, r);
+    append_manifest(out_dir, r);  // the failure is on record before it stops the run
+    if (failure && !keep_going) std::rethrow_exception(failure);
     results.push_back(r);
     if (progress) progress(k + 1, paths.size(), r);
   }

@@ -63,6 +63,14 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, const s
   return rows;
 }
 
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  MEDFM_CHECK_T(IoError, f.good(), "csv: cannot open '", path, "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_csv(ss.str(), path);
+}
+
 namespace {
 
 bool hidden(const fs::path& p) { return p.filename().string().rfind('.', 0) == 0; }
@@ -80,11 +88,7 @@ bool known_extension(const std::string& path) {
 
 InputList list_csv(const std::string& input) {
   InputList out;
-  std::ifstream f(input, std::ios::binary);
-  MEDFM_CHECK_T(IoError, f.good(), "inputs: cannot open '", input, "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto rows = parse_csv(ss.str(), input);
+  auto rows = read_csv(input);
   MEDFM_CHECK_T(FormatError, !rows.empty(), "csv: ", input, ": empty file");
   const auto& header = rows[0];
   int path_col = -1, id_col = -1;

@@ -37,6 +37,8 @@ InputList list_inputs(const std::string& input);
 
 // RFC 4180 CSV: quoted fields, doubled quotes, CRLF, a UTF-8 byte-order mark. Rows of fields.
 std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& origin);
+// parse_csv of a file's contents; IoError when it cannot be opened.
+std::vector<std::vector<std::string>> read_csv(const std::string& path);
 
 // One model input: float32 [C,S,S], ready for the backbone (resized, cropped, normalised).
 struct Sample {

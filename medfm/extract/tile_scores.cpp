@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "medfm/core/error.h"
 #include "medfm/extract/h5_coords.h"
@@ -59,10 +57,7 @@ TileScores read_tile_scores(const std::string& path, const std::string& dataset,
   MEDFM_CHECK_T(IoError, std::filesystem::is_regular_file(path), "heatmap: '", path, "' is not a file");
   TileScores t;
   if (io::lower_ext(path) == ".csv") {
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    auto rows = parse_csv(ss.str(), path);
+    auto rows = read_csv(path);
     MEDFM_CHECK_T(FormatError, rows.size() >= 2, "heatmap: '", path, "' has no rows");
     const std::string score_col = dataset.empty() ? "score" : dataset;
     int cx = -1, cy = -1, cs = -1;

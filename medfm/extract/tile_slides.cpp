@@ -16,6 +16,18 @@ namespace fs = std::filesystem;
 
 std::string slide_name(const std::string& path) { return fs::path(path).stem().string(); }
 
+void prepare_slide_outputs(const std::vector<std::string>& slides, const std::string& out_dir, const std::string& who) {
+  std::map<std::string, std::string> seen;
+  for (const auto& s : slides) {
+    const auto n = slide_name(s);
+    MEDFM_CHECK_T(ConfigError, !seen.count(n), who, ": '", s, "' and '", seen[n], "' would both write ", n, ".h5");
+    seen[n] = s;
+  }
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  MEDFM_CHECK_T(IoError, fs::is_directory(out_dir), who, ": cannot create the output folder '", out_dir, "'");
+}
+
 void bind_tiling(Config& cfg, data::TissueOptions& tissue, data::TilingOptions& tiling) {
   cfg.bind("tile.mpp", tiling.target_mpp, "um/px of the tiles");
   cfg.bind("tile.size", tiling.tile, "tile side in pixels at tile.mpp");
@@ -85,15 +97,7 @@ std::vector<TileResult> TileJob::run(const std::map<std::string, std::string>& a
                                      const std::function<void(size_t, size_t)>& progress) {
   MEDFM_CHECK_T(ConfigError, !slides.empty(), "tile: no slides given");
   MEDFM_CHECK_T(ConfigError, !out_dir.empty(), "tile: no output folder given (tile.out)");
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  MEDFM_CHECK_T(IoError, fs::is_directory(out_dir), "tile: cannot create the output folder '", out_dir, "'");
-  std::map<std::string, std::string> seen;
-  for (const auto& s : slides) {
-    const auto n = slide_name(s);
-    MEDFM_CHECK_T(ConfigError, !seen.count(n), "tile: '", s, "' and '", seen[n], "' would both write ", n, ".h5");
-    seen[n] = s;
-  }
+  prepare_slide_outputs(slides, out_dir, "tile");
   std::vector<data::TissueRegion> roi_regions;
   if (!roi.empty()) roi_regions = data::read_geojson_regions(roi);
   std::vector<TileResult> out;

@@ -47,4 +47,8 @@ void bind_tiling(Config& cfg, data::TissueOptions& tissue, data::TilingOptions& 
 // The output name of a slide: its file name without the last extension.
 std::string slide_name(const std::string& path);
 
+// Creates out_dir and refuses two slides that would write the same <name>.h5 (ConfigError naming
+// both; IoError when the folder cannot be made). `who` prefixes the messages ("tile", "slides").
+void prepare_slide_outputs(const std::vector<std::string>& slides, const std::string& out_dir, const std::string& who);
+
 }  // namespace medfm::extract
