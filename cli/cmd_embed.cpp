@@ -62,6 +62,8 @@ void add_embed_command(CLI::App& app, int* rc) {
   k.option("--mpp", "tile.mpp", "slides: um/px of the tiles");
   k.option("--tile", "tile.size", "slides: tile side in pixels at --mpp");
   k.option("--min-tissue", "tile.min_tissue", "slides: fraction of a tile on tissue");
+  k.option("--tissue-model", "tissue.model", "slides: TorchScript tissue segmentation model");
+  k.option("--mem-budget", "slides.mem_budget", "slides: MiB for tiles read ahead of the model (0: four batches)");
   k.option("--stain-norm", "slides.stain", "slides: macenko or reinhard stain normalisation of each tile");
   k.option("--stain-reference", "slides.stain_reference", "slides: reference image for --stain-norm");
   k.option("--out", "embed.out", "output HDF5 file");

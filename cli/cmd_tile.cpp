@@ -31,6 +31,7 @@ void add_tile_command(CLI::App& app, int* rc) {
   k.option("--min-tissue", "tile.min_tissue", "fraction of a tile on tissue (0..1)");
   k.option("--roi", "tile.roi", "GeoJSON regions of interest, level-0 pixels");
   k.option("--tissue-method", "tissue.method", "hsv (saturation) or otsu (luminance)");
+  k.option("--tissue-model", "tissue.model", "TorchScript tissue segmentation model (replaces --tissue-method)");
   k.option("--out", "tile.out", "output folder");
   k.flag("--keep-going", "tile.keep_going", "record a bad slide and go on");
   cmd->callback([s, slides, rc] {

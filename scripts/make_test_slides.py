@@ -7,6 +7,9 @@ pyramidal JPEG TIFFs that OpenSlide reads (generic-tiff):
   pen.tif     0.25 um/px with thick marker strokes (blue, green, red, black) over tissue and glass;
               pen_strokes.json lists them (level-0 pixels) for the tests
   nompp.tif   0.25 um/px content but no resolution (vips' default 1 px/mm, which medfm rejects)
+  wide.tif    t025's content placed at x = 35,840 on a 40,960 px wide level 0 (past OpenCV's
+              32,767 px limit; 35,840 = 80 tiles of 448 px and a multiple of 1,024, so tiles,
+              pyramid levels and JPEG blocks line up with t025's shifted by 35,840)
 Usage: make_test_slides.py IHC_PNG OUT_DIR
 """
 import json
@@ -46,6 +49,9 @@ def main(ihc, out):
         vips("resize", base, scaled, 0.25 / mpp, "--kernel", "lanczos3")
         save_slide(scaled, os.path.join(out, name), mpp)
         os.remove(scaled)
+    wide_x = 35840
+    vips("embed", base, os.path.join(out, "wide.tif") + "[tile,tile-width=256,tile-height=256,pyramid,compression=jpeg,"
+         "Q=85,xres=4000,yres=4000]", wide_x, 0, wide_x + W + 2560, H, "--extend", "white")
     # Marker strokes, 80 px (20 um) wide: each crosses glass and tissue.
     strokes = [("blue", (30, 60, 200), (40, 300, 2500, 600)), ("green", (40, 160, 60), (60, 2300, 2500, 1900)),
                ("red", (200, 30, 40), (2400, 100, 2450, 2350)), ("black", (20, 20, 20), (100, 1200, 2520, 1150))]

@@ -169,6 +169,30 @@ TEST(Tiling, SameFieldOfViewAtAnyScannerResolution) {
   }
 }
 
+// A level 0 wider than OpenCV's 32,767 px limit: t025's tissue placed at x = 35,840 (aligned with
+// tiles, pyramid levels and JPEG blocks) gives t025's tiles shifted by exactly 35,840, read alike.
+TEST(Tiling, LevelWiderThanOpenCvLimitsGivesTheShiftedTiles) {
+  constexpr int64_t kShift = 35840;
+  auto wide = open("wide.tif");
+  auto ref = open("t025.tif");
+  ASSERT_GT(wide->levels()[0].width, 32767);
+  TilingOptions o;
+  auto gw = make_tile_grid(*wide, detect_tissue(*wide, TissueOptions{}), o);
+  auto gr = make_tile_grid(*ref, detect_tissue(*ref, TissueOptions{}), o);
+  ASSERT_GT(gr.coords.size(), 10u);
+  ASSERT_EQ(gw.coords.size(), gr.coords.size());
+  for (size_t k = 0; k < gr.coords.size(); ++k) {
+    EXPECT_EQ(gw.coords[k][0], gr.coords[k][0] + kShift) << k;
+    EXPECT_EQ(gw.coords[k][1], gr.coords[k][1]) << k;
+  }
+  const auto& c = gr.coords[gr.coords.size() / 2];
+  EXPECT_TRUE(read_tile(*wide, c[0] + kShift, c[1], gw.tile_level0, 224).equal(read_tile(*ref, c[0], c[1], gr.tile_level0, 224)));
+  double ds = 0;
+  auto thumb = read_thumbnail(*wide, 1024, &ds);
+  EXPECT_EQ(thumb.size(2), 1024);
+  EXPECT_NEAR(ds, 40.0, 1e-9);
+}
+
 TEST(Tiling, NeedsUmPerPixelAndHonoursRegionsOfInterest) {
   auto s = open("nompp.tif");
   EXPECT_FALSE(s->mpp().has_value());

@@ -2,6 +2,7 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -75,6 +76,78 @@ Ring to_level0(const std::vector<cv::Point>& c, double sx, double sy) {
   return r;
 }
 
+// CLAM-style colour rules (hsv / otsu) on the slide at the mask's resolution: uint8 0/255.
+cv::Mat colour_mask(const cv::Mat& rgb, const TissueOptions& o, double mpp) {
+  cv::Mat hsv;
+  cv::cvtColor(rgb, hsv, cv::COLOR_RGB2HSV);
+  std::vector<cv::Mat> ch;
+  cv::split(hsv, ch);
+  cv::Mat excluded = ch[2] < o.black_value;
+  if (o.exclude_pen) {
+    // Ink and its halo (ink blended with glass by the scanner's JPEG and by the downsampling is
+    // paler than ink but still saturated): the ink grown by ~16 um.
+    cv::Mat pen = pen_mask(rgb);
+    const int k = odd_px(16.0, mpp, 3);
+    cv::dilate(pen, pen, cv::Mat::ones(k, k, CV_8U));
+    excluded |= pen;
+  }
+  cv::Mat signal;  // larger = more tissue-like
+  if (o.method == "hsv") {
+    signal = ch[1].clone();
+  } else {
+    cv::Mat gray;
+    cv::cvtColor(rgb, gray, cv::COLOR_RGB2GRAY);
+    signal = 255 - gray;
+  }
+  signal.setTo(0, excluded);
+  cv::medianBlur(signal, signal, odd_px(o.median_um, mpp, 3));
+  cv::Mat bin;
+  if (o.method == "hsv" && o.saturation_threshold > 0) {
+    cv::threshold(signal, bin, o.saturation_threshold, 255, cv::THRESH_BINARY);
+  } else {
+    const double otsu = cv::threshold(signal, bin, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+    if (o.method == "hsv" && otsu < 8) cv::threshold(signal, bin, 8, 255, cv::THRESH_BINARY);
+  }
+  bin.setTo(0, excluded);
+  if (o.close_um > 0) {
+    const int k = odd_px(o.close_um, mpp, 1);
+    cv::morphologyEx(bin, bin, cv::MORPH_CLOSE, cv::Mat::ones(k, k, CV_8U));
+  }
+  return bin;
+}
+
+// The tissue model's mask on the mask grid (uint8 0/255), from the slide at mask_mpp.
+cv::Mat model_mask(const cv::Mat& rgb, const TissueOptions& o) {
+  torch::jit::script::Module m;
+  try {
+    m = torch::jit::load(o.model, torch::kCPU);
+  } catch (const c10::Error& e) {
+    throw IoError("tissue: cannot load the TorchScript model '" + o.model + "': " + e.what_without_backtrace());
+  }
+  m.eval();
+  c10::InferenceMode guard;
+  auto x = torch::from_blob(rgb.data, {1, rgb.rows, rgb.cols, 3}, at::kByte).permute({0, 3, 1, 2}).to(at::kFloat).div(255);
+  at::Tensor y;
+  try {
+    auto out = m.forward({x});
+    MEDFM_CHECK_T(FormatError, out.isTensor(), "tissue: the model '", o.model, "' does not return a tensor");
+    y = out.toTensor().to(at::kFloat);
+  } catch (const c10::Error& e) {
+    throw FormatError("tissue: the model '" + o.model + "' failed on a [1, 3, " + std::to_string(rgb.rows) + ", " +
+                      std::to_string(rgb.cols) + "] input: " + e.what_without_backtrace());
+  }
+  MEDFM_CHECK_T(FormatError, y.dim() == 4 && y.size(0) == 1 && y.size(1) >= 1, "tissue: the model '", o.model,
+                "' returned ", y.sizes(), ", not [1, C, h, w]");
+  auto tissue = (y.size(1) == 1 ? y[0][0].gt(o.model_threshold) : y[0].argmax(0).ne(0)).to(at::kByte).mul(255);
+  if (tissue.size(0) != rgb.rows || tissue.size(1) != rgb.cols)
+    tissue = torch::nn::functional::interpolate(
+                 tissue.view({1, 1, tissue.size(0), tissue.size(1)}).to(at::kFloat),
+                 torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{rgb.rows, rgb.cols}).mode(torch::kNearest))
+                 .to(at::kByte)[0][0];
+  tissue = tissue.contiguous();
+  return cv::Mat(rgb.rows, rgb.cols, CV_8U, tissue.data_ptr<uint8_t>()).clone();
+}
+
 }  // namespace
 
 at::Tensor read_downsampled(const io::Slide& slide, double downsample) {
@@ -106,8 +179,8 @@ at::Tensor pen_ink(const at::Tensor& rgb) {
 }
 
 TissueMask detect_tissue(const io::Slide& slide, const TissueOptions& o) {
-  MEDFM_CHECK_T(ConfigError, o.method == "hsv" || o.method == "otsu", "tissue: unknown method '", o.method,
-                "' (hsv or otsu)");
+  MEDFM_CHECK_T(ConfigError, !o.model.empty() || o.method == "hsv" || o.method == "otsu", "tissue: unknown method '",
+                o.method, "' (hsv or otsu, or a model)");
   MEDFM_CHECK_T(ConfigError, std::isfinite(o.mask_mpp) && o.mask_mpp > 0, "tissue: mask um/px must be positive");
   MEDFM_CHECK_T(ConfigError, o.saturation_threshold >= 0 && o.saturation_threshold <= 255,
                 "tissue: saturation threshold ", o.saturation_threshold, " outside 0..255");
@@ -128,42 +201,7 @@ TissueMask detect_tissue(const io::Slide& slide, const TissueOptions& o) {
   t.mpp_x = ds * (*mpp)[0];
   t.mpp_y = ds * (*mpp)[1];
   cv::Mat rgb = read_downsampled(slide, t.level, ds, W, H);
-
-  cv::Mat hsv;
-  cv::cvtColor(rgb, hsv, cv::COLOR_RGB2HSV);
-  std::vector<cv::Mat> ch;
-  cv::split(hsv, ch);
-  cv::Mat excluded = ch[2] < o.black_value;
-  if (o.exclude_pen) {
-    // Ink and its halo (ink blended with glass by the scanner's JPEG and by the downsampling is
-    // paler than ink but still saturated): the ink grown by ~16 um.
-    cv::Mat pen = pen_mask(rgb);
-    const int k = odd_px(16.0, t.mpp_x, 3);
-    cv::dilate(pen, pen, cv::Mat::ones(k, k, CV_8U));
-    excluded |= pen;
-  }
-  cv::Mat signal;  // larger = more tissue-like
-  if (o.method == "hsv") {
-    signal = ch[1].clone();
-  } else {
-    cv::Mat gray;
-    cv::cvtColor(rgb, gray, cv::COLOR_RGB2GRAY);
-    signal = 255 - gray;
-  }
-  signal.setTo(0, excluded);
-  cv::medianBlur(signal, signal, odd_px(o.median_um, t.mpp_x, 3));
-  cv::Mat bin;
-  if (o.method == "hsv" && o.saturation_threshold > 0) {
-    cv::threshold(signal, bin, o.saturation_threshold, 255, cv::THRESH_BINARY);
-  } else {
-    const double otsu = cv::threshold(signal, bin, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
-    if (o.method == "hsv" && otsu < 8) cv::threshold(signal, bin, 8, 255, cv::THRESH_BINARY);
-  }
-  bin.setTo(0, excluded);
-  if (o.close_um > 0) {
-    const int k = odd_px(o.close_um, t.mpp_x, 1);
-    cv::morphologyEx(bin, bin, cv::MORPH_CLOSE, cv::Mat::ones(k, k, CV_8U));
-  }
+  cv::Mat bin = o.model.empty() ? colour_mask(rgb, o, t.mpp_x) : model_mask(rgb, o);
 
   std::vector<std::vector<cv::Point>> contours;
   std::vector<cv::Vec4i> hier;

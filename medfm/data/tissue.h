@@ -8,7 +8,12 @@
 //           faint stroma counts; or Otsu, which keeps only strongly stained tissue), closed
 //           morphologically; white background has no saturation.
 //   "otsu"  Otsu on luminance (tissue darker than the background).
-// Both first exclude black pixels (value < black_value: slide edges, black pen) and pen ink (pure
+//   a TorchScript segmentation model (`model`, for users who have one): called on the slide at
+//           mask_mpp as float32 [1, 3, H, W] RGB in [0, 1]; it returns [1, 1, h, w] (tissue where
+//           the output > model_threshold: 0 for logits, 0.5 for probabilities) or [1, C, h, w]
+//           (tissue where the argmax is not class 0), resized to H x W (nearest) when h x w differ.
+//           The model replaces the colour rules, blur and closing; contours and area filters stay.
+// The two colour methods first exclude black pixels (value < black_value: slide edges, black pen) and pen ink (pure
 // green, blue or red marker colours, which no H&E or IHC stain produces), then find contours with
 // holes and keep those whose area (minus holes) is at least min_tissue_mm2; holes of at least
 // min_hole_mm2 are kept (the largest max_holes). The mask is redrawn from the kept contours.
@@ -35,6 +40,9 @@ struct TissueOptions {
   int max_holes = 16;             // per region, the largest ones
   int black_value = 50;           // HSV value below this is not tissue
   bool exclude_pen = true;
+  std::string model;              // TorchScript segmentation model (replaces method when set)
+  double model_threshold = 0;     // one-channel models: tissue where the output > this
+  std::string effective_method() const { return model.empty() ? method : "model"; }
 };
 
 using Ring = std::vector<std::array<double, 2>>;  // closed ring, level-0 pixel coordinates (x, y)

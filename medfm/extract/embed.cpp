@@ -118,7 +118,7 @@ EmbedStats embed_source(models::Backbone& backbone, const Source& source, const 
   c10::InferenceMode guard;
   backbone.to(opts.device);
   const size_t bs = static_cast<size_t>(opts.batch_size);
-  Prefetcher prefetch(source, opts.workers, 4 * bs);
+  Prefetcher prefetch(source, opts.workers, opts.prefetch_samples ? opts.prefetch_samples : 4 * bs);
   std::unique_ptr<FeatureWriter> writer;
   EmbedStats stats;
   std::deque<Sample> pending;  // loaded samples waiting for a full batch

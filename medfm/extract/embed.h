@@ -25,6 +25,8 @@ struct EmbedOptions {
   std::string out_path;
   int batch_size = 32;
   int workers = 2;
+  // Samples the loader threads may hold ready ahead of the model (0: four batches).
+  size_t prefetch_samples = 0;
   bool keep_going = false;  // record unreadable inputs in /skipped and go on (else the first stops the run)
   c10::Device device = c10::Device(c10::kCPU);
   std::map<std::string, std::string> attrs;  // provenance written as HDF5 root attributes

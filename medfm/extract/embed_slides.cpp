@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <optional>
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "medfm/core/config.h"
@@ -127,6 +129,7 @@ void append_manifest(const std::string& dir, const SlideEmbedResult& r) {
                                             {"model", r.model_seconds},
                                             {"write", r.write_seconds},
                                             {"total", r.seconds}}},
+                                          {"peak_rss_mb", r.peak_rss_mb},
                                           {"error", r.error}}
                                .dump() +
                            "\n";
@@ -155,7 +158,36 @@ std::optional<int64_t> complete_tiles(const std::string& out, const std::map<std
   }
 }
 
+double peak_rss_mb() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // KiB on Linux
+}
+
 }  // namespace
+
+size_t prefetch_tiles(double mem_budget_mb, const io::Slide& slide, const data::TileGrid& grid, int input_size,
+                      int batch_size, int workers) {
+  MEDFM_CHECK_T(ConfigError, std::isfinite(mem_budget_mb) && mem_budget_mb >= 0, "slides: mem_budget ", mem_budget_mb,
+                " MiB must not be negative");
+  const size_t bs = static_cast<size_t>(std::max(1, batch_size));
+  if (mem_budget_mb == 0) return 4 * bs;
+  constexpr size_t max_run = 8;  // data::tile_runs' default
+  const double lds = slide.levels()[slide.best_level_for_downsample(std::max(1.0, grid.tile_level0 / grid.tile))].downsample;
+  const double tw = std::ceil(grid.tile_level0 / lds) + 1;  // a tile's side at the level read
+  const double sample = 3.0 * input_size * input_size * 4;  // a preprocessed float tile
+  // A run in flight: the region (RGBA from the reader, RGB), its uint8 tiles and their float copies.
+  const double run = max_run * tw * tw * 7 + max_run * (3.0 * grid.tile * grid.tile * (1 + 4) + 2 * sample);
+  const double fixed = std::max(1, workers) * run + bs * sample;  // runs in flight, the stacked batch
+  // A worker starts a run while fewer than the window wait, so up to a run per worker more arrive.
+  const double budget = mem_budget_mb * 1024 * 1024;
+  const double room = std::floor((budget - fixed) / sample) - static_cast<double>(max_run) * std::max(1, workers);
+  const double need_mb = (fixed + (bs + max_run * std::max(1, workers)) * sample) / (1024 * 1024);
+  MEDFM_CHECK_T(ConfigError, room >= static_cast<double>(bs), "slides: mem_budget ", mem_budget_mb,
+                " MiB cannot hold a batch of ", bs, " tiles with ", workers, " readers; at least ",
+                std::ceil(need_mb), " MiB (or a smaller batch)");
+  return static_cast<size_t>(room);
+}
 
 std::string slide_fingerprint(const std::string& path) {
   std::error_code ec;
@@ -184,6 +216,7 @@ void SlideEmbedJob::bind(Config& cfg) {
   cfg.bind("slides.out", out_dir, "output folder");
   cfg.bind("slides.coords", coords_dir, "folder of coords files (medfm tile / TRIDENT) to embed");
   cfg.bind("slides.shard", shard, "i/n (empty: RANK/WORLD_SIZE, else all)");
+  cfg.bind("slides.mem_budget", mem_budget_mb, "MiB for tiles between readers and model (0: four batches)");
   cfg.bind("slides.keep_going", keep_going, "record a bad slide and go on");
   cfg.bind("slides.stain", stain, "stain normalisation: macenko | reinhard (empty: none)");
   cfg.bind("slides.stain_reference", stain_reference, "reference image for the stain normalisation");
@@ -217,7 +250,8 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
   if (model.provenance.count("weights_sha256")) want["weights_sha256"] = model.provenance.at("weights_sha256");
   want["tiling"] = coords_dir.empty() ? nlohmann::json{{"mpp", tiling.target_mpp}, {"tile", tiling.tile},
                                                         {"overlap", tiling.overlap}, {"min_tissue", tiling.min_tissue},
-                                                        {"tissue_method", tissue.method}}
+                                                        {"tissue_method", tissue.effective_method()},
+                                                        {"tissue_model", tissue.model.empty() ? "" : sha256_file(tissue.model)}}
                                             .dump()
                                       : "coords:" + fs::absolute(coords_dir).string();
   std::string stain_record;
@@ -270,6 +304,7 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
           o.out_path = out;
           o.batch_size = batch_size;
           o.workers = workers;
+          o.prefetch_samples = prefetch_tiles(mem_budget_mb, *slide, grid, model.preprocess.input_size, batch_size, workers);
           o.device = device;
           o.attrs = a;
           o.coords = grid;
@@ -287,6 +322,7 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
       failure = std::current_exception();
     }
     r.seconds = since(t0);
+    r.peak_rss_mb = peak_rss_mb();
     append_manifest(out_dir, r);  // the failure is on record before it stops the run
     if (failure && !keep_going) std::rethrow_exception(failure);
     results.push_back(r);

@@ -31,7 +31,16 @@ struct SlideEmbedResult {
   std::string slide, name, status, error;  // status: ok | skipped-complete | failed
   int64_t n_tiles = 0;
   double tissue_seconds = 0, load_seconds = 0, model_seconds = 0, write_seconds = 0, seconds = 0;
+  double peak_rss_mb = 0;  // of the process, after this slide
 };
+
+// Tiles the loader threads may hold ready ahead of the model within mem_budget_mb MiB: each worker
+// holds one row run in flight (a region of up to 8 tiles at the level read, its uint8 tiles and
+// their float copies), each waiting tile is a preprocessed float tensor, and one batch is stacked
+// for the model. 0 MiB: four batches. Throws ConfigError when the budget cannot hold a batch,
+// naming the smallest budget that can. The model's weights and activations are not counted.
+size_t prefetch_tiles(double mem_budget_mb, const io::Slide& slide, const data::TileGrid& grid, int input_size,
+                      int batch_size, int workers);
 
 struct SlideEmbedJob {
   std::vector<std::string> slides;
@@ -40,6 +49,7 @@ struct SlideEmbedJob {
   std::string coords_dir;   // embed exactly the tiles of DIR/<name>.h5 files instead of tiling
   std::string shard;        // "i/n"; empty: RANK / WORLD_SIZE from the environment, else all
   int batch_size = 32, workers = 2;
+  double mem_budget_mb = 0;  // bounds the tiles between readers and model (prefetch_tiles); 0: four batches
   bool keep_going = false;
   // Stain normalisation of each tile before the model: "" (none), "macenko" (to stain_reference's
   // stains, else the usual H&E reference), "reinhard" (to stain_reference's CIELAB statistics).

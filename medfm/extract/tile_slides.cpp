@@ -7,6 +7,7 @@
 #include "medfm/core/atomic_file.h"
 #include "medfm/core/config.h"
 #include "medfm/core/error.h"
+#include "medfm/core/hash.h"
 #include "medfm/extract/h5_coords.h"
 #include "medfm/io/image2d.h"
 
@@ -43,6 +44,8 @@ void bind_tiling(Config& cfg, data::TissueOptions& tissue, data::TilingOptions& 
   cfg.bind("tissue.max_holes", tissue.max_holes, "holes kept per region");
   cfg.bind("tissue.black_value", tissue.black_value, "HSV value below which a pixel is not tissue");
   cfg.bind("tissue.exclude_pen", tissue.exclude_pen, "pen ink is not tissue");
+  cfg.bind("tissue.model", tissue.model, "TorchScript segmentation model, [1,3,H,W] RGB 0..1 -> [1,C,h,w] (replaces method)");
+  cfg.bind("tissue.model_threshold", tissue.model_threshold, "one-channel model: tissue where output > this (0 logits, 0.5 probabilities)");
 }
 
 void TileJob::bind(Config& cfg) {
@@ -74,7 +77,11 @@ TileResult tile_one(const TileJob& job, const std::string& path, const std::vect
   auto a = attrs;
   a["slide"] = path;
   a["slide_mpp_source"] = slide->mpp_source();
-  a["tissue_method"] = job.tissue.method;
+  a["tissue_method"] = job.tissue.effective_method();
+  if (!job.tissue.model.empty()) {
+    a["tissue_model"] = job.tissue.model;
+    a["tissue_model_sha256"] = sha256_file(job.tissue.model);
+  }
   a["tissue_mm2"] = std::to_string(r.tissue_mm2);
   const std::string base = (fs::path(job.out_dir) / r.name).string();
   write_coords(base + ".h5", grid, r.name, a);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 
 #include "medfm/core/config.h"
@@ -84,8 +85,13 @@ const Format* detect_format(const std::string& path) {
 }
 
 namespace {
+std::string a_kind(Kind k) { return k == Kind::Image2D ? "a 2D image" : std::string("a ") + kind_name(k); }
+
 const Format& require_format(const std::string& path) {
   const Format* f = detect_format(path);
+  std::error_code ec;
+  MEDFM_CHECK_T(FormatError, !std::filesystem::is_regular_file(path, ec) || std::filesystem::file_size(path, ec) > 0,
+                "'", path, "' is empty (0 bytes)");
   if (!f) {
     std::string names;
     for (const auto& r : formats()) names += (names.empty() ? "" : ", ") + std::string(r.name);
@@ -105,7 +111,7 @@ Image open_image(const std::string& path, const ReadOptions& opts) {
 
 Image open_volume(const std::string& path, const ReadOptions& opts) {
   const Format& f = require_format(path);
-  MEDFM_CHECK_T(FormatError, f.kind == Kind::Volume, "'", path, "' is a ", kind_name(f.kind), ", not a volume");
+  MEDFM_CHECK_T(FormatError, f.kind == Kind::Volume, "'", path, "' is ", a_kind(f.kind), ", not a volume");
   Image img = f.read(path, opts);
   img.check_layout();
   return img;
@@ -113,7 +119,15 @@ Image open_volume(const std::string& path, const ReadOptions& opts) {
 
 std::unique_ptr<Slide> open_slide(const std::string& path, const ReadOptions& opts) {
   const Format& f = require_format(path);
-  MEDFM_CHECK_T(FormatError, f.kind == Kind::Slide, "'", path, "' is a ", kind_name(f.kind), ", not a whole-slide image");
+  if (f.kind != Kind::Slide) {
+    const std::string head = read_head(path, 4);
+    // OpenSlide recognises no vendor in it; for a TIFF that means damaged, truncated or untiled.
+    MEDFM_CHECK_T(FormatError, f.kind != Kind::Image2D || (head != std::string("II*\0", 4) && head != std::string("MM\0*", 4) &&
+                                   head != std::string("II+\0", 4) && head != std::string("MM\0+", 4)),
+                  "'", path, "' is a TIFF that OpenSlide cannot open as a whole-slide image (damaged, truncated, or "
+                  "a plain untiled TIFF: read it as an image)");
+    throw FormatError("'" + path + "' is " + a_kind(f.kind) + ", not a whole-slide image");
+  }
   return f.open(path, opts);
 }
 

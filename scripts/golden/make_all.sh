@@ -6,7 +6,7 @@ OUT=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 stamp=$(cat "$HERE"/*.py | sha256sum | cut -d' ' -f1)
-[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && exit 0
+[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && [ -f "$OUT/tissue_chroma2.pt" ] && exit 0
 bash "$HERE/../fetch_data.sh" >/dev/null
 DATA=${MEDFM_DATA:-$HOME/.cache/medfm/data}
 source "$DATA/paths.env"
@@ -15,4 +15,5 @@ cd "$HERE"
 /usr/bin/python3 gen_train_golden.py "$OUT"
 /usr/bin/python3 gen_torchvision_golden.py "$OUT" "$skimage_data"
 /usr/bin/python3 gen_stain_golden.py "$medfm_data/images/ihc.png" "$OUT"
+/usr/bin/python3 gen_tissue_models.py "$OUT"
 echo "$stamp" > "$OUT/.stamp"

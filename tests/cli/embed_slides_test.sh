@@ -93,8 +93,30 @@ assert m[-6]['name'] == 's1' and m[-6]['status'] == 'skipped-complete' and m[-1]
 check "shards 0/2 and 1/2 cover the cohort once" bash -c "'$BIN' embed $M --slides $ALL --tile 112 --shard 0/2 --out '$T/sh' > /dev/null && RANK=1 WORLD_SIZE=2 '$BIN' embed $M --slides $ALL --tile 112 --out '$T/sh' > /dev/null && same_outputs '$T/ref' '$T/sh' && [ \$(wc -l < '$T/sh/manifest.jsonl') -eq 6 ]"
 check "bad shard -> exit 1" expect_exit 1 "shard '2/2'" "$BIN" embed $M --slides "$S/t05.tif" --shard 2/2 --out "$T/x"
 
-# Bad slides.
+# Memory budget: the same rows within a small budget; a budget below one batch is refused.
+check "--mem-budget 64: the same rows, peak RSS in the manifest" bash -c "'$BIN' embed $M --slides '$S/t025.tif' '$S/t05.tif' --workers 2 --batch-size 8 --mem-budget 64 --out '$T/mb' > /dev/null && same_outputs '$T/w1' '$T/mb' && $PY -c \"
+import json; m = [json.loads(l) for l in open('$T/mb/manifest.jsonl')]
+assert all(x['peak_rss_mb'] > 50 for x in m), m\""
+check "--mem-budget below a batch -> exit 1" expect_exit 1 "at least" "$BIN" embed $M --slides "$S/t05.tif" --mem-budget 2 --out "$T/x"
+
+# Bad slides: zero bytes, truncated, a level-0 tile whose JPEG data is broken.
 : > "$T/empty.svs"
+head -c 300000 "$S/t05.tif" > "$T/truncated.tif"
+$PY - "$S/t05.tif" "$T/brokenjpeg.tif" <<'PYEOF'
+import sys, shutil
+from PIL import Image
+shutil.copy(sys.argv[1], sys.argv[2])
+im = Image.open(sys.argv[1])  # level 0: 1280 x 1200 in 256 px tiles; tile 12 lies on tissue
+off, n = im.tag_v2[324][12], im.tag_v2[325][12]
+with open(sys.argv[2], 'r+b') as f:
+    f.seek(off); f.write(b'\x00' * min(n, 64))
+PYEOF
+check "broken slides: one-line errors naming each, the batch goes on with --keep-going" bash -c "'$BIN' embed $M --slides '$T/empty.svs' '$T/truncated.tif' '$T/brokenjpeg.tif' '$S/t05.tif' --keep-going --out '$T/bad' > /dev/null 2> '$T/bad.err'; $PY -c \"
+import json; m = [json.loads(l) for l in open('$T/bad/manifest.jsonl')]
+assert [x['status'] for x in m] == ['failed'] * 3 + ['ok'], m
+for x in m[:3]:
+    assert x['error'] and '\\n' not in x['error'] and x['slide'].split('/')[-1] in x['error'], x
+print([x['error'] for x in m[:3]])\""
 check "a bad slide stops the run, naming it" expect_exit 1 "empty.svs" "$BIN" embed $M --slides "$T/empty.svs" "$S/t05.tif" --out "$T/k"
 check "--keep-going records it in the manifest and goes on" bash -c "'$BIN' embed $M --slides '$T/empty.svs' '$S/t05.tif' --keep-going --out '$T/k2' > /dev/null && $PY -c \"
 import json, os; m = [json.loads(l) for l in open('$T/k2/manifest.jsonl')]
