@@ -1,15 +1,17 @@
 // ViT forward throughput (images/s, fp32, batch B, 224 px, all cores) and the machine's measured
 // sgemm rate, for bench/run_vit_bench.sh, which runs the PyTorch eager peer in the same run.
-// Usage: medfm_bench_vit MODEL WEIGHTS.safetensors [batch=32] [iters=3]
+// Usage: medfm_bench_vit MODEL WEIGHTS.safetensors [batch=32] [iters=3] [precision=fp32|bf16]
 // Prints one JSON line.
 #include <torch/torch.h>
 
 #include <chrono>
+#include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "medfm/core/runtime.h"
 #include "medfm/models/checkpoint.h"
+#include "medfm/models/precision.h"
 #include "medfm/models/registry.h"
 
 using Clock = std::chrono::steady_clock;
@@ -29,13 +31,14 @@ static double sgemm_gflops() {
 int main(int argc, char** argv) {
   medfm::ensure_fast_blas(argv);
   if (argc < 3) {
-    std::cerr << "usage: medfm_bench_vit MODEL WEIGHTS [batch] [iters]\n";
+    std::cerr << "usage: medfm_bench_vit MODEL WEIGHTS [batch] [iters] [precision]\n";
     return 2;
   }
   medfm::set_threads(0);
   const std::string name = argv[1];
   const int batch = argc > 3 ? std::stoi(argv[3]) : 32;
   const int iters = argc > 4 ? std::stoi(argv[4]) : 3;
+  const auto precision = medfm::models::parse_precision(argc > 5 ? argv[5] : "fp32");
   const auto& entry = medfm::models::find_model(name);
   medfm::models::Vit vit(entry.vit);
   vit->eval();
@@ -43,6 +46,8 @@ int main(int argc, char** argv) {
   c10::InferenceMode guard;
   torch::manual_seed(0);
   auto x = torch::randn({batch, 3, 224, 224});
+  std::optional<medfm::models::AutocastGuard> autocast;
+  autocast.emplace(precision, c10::Device(c10::kCPU));
   auto out = vit->forward(x);  // warm-up
   std::vector<double> rates;
   for (int i = 0; i < iters; ++i) {
@@ -50,10 +55,12 @@ int main(int argc, char** argv) {
     out = vit->forward(x);
     rates.push_back(batch / std::chrono::duration<double>(Clock::now() - t0).count());
   }
+  autocast.reset();  // sgemm below in float32
   std::sort(rates.begin(), rates.end());
   nlohmann::json j = {{"impl", "medfm"},
                       {"model", name},
                       {"batch", batch},
+                      {"precision", medfm::models::precision_name(precision)},
                       {"threads", torch::get_num_threads()},
                       {"blas_core", medfm::blas_core()},
                       {"images_per_s", rates[rates.size() / 2]},

@@ -246,7 +246,8 @@ std::vector<SlideEmbedResult> SlideEmbedJob::run(models::LoadedBackbone& model, 
   const io::ReadOptions ro = read.options();
   // What a complete output of this run carries (a re-run with another model or tiling redoes it).
   std::map<std::string, std::string> want{{"model", model.provenance.at("model")},
-                                          {"preprocess", model.provenance.at("preprocess")}};
+                                          {"preprocess", model.provenance.at("preprocess")},
+                                          {"precision", model.provenance.at("precision")}};
   if (model.provenance.count("weights_sha256")) want["weights_sha256"] = model.provenance.at("weights_sha256");
   want["tiling"] = coords_dir.empty() ? nlohmann::json{{"mpp", tiling.target_mpp}, {"tile", tiling.tile},
                                                         {"overlap", tiling.overlap}, {"min_tissue", tiling.min_tissue},

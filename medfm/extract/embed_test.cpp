@@ -48,12 +48,14 @@ class FakeSource : public Source {
 // Embedding = the mean of the image, twice: [B,2].
 class MeanBackbone : public models::Backbone {
  public:
-  at::Tensor embed(const at::Tensor& x) override {
+  void to(c10::Device) override {}
+  std::string describe() const override { return "mean"; }
+
+ protected:
+  at::Tensor forward(const at::Tensor& x) override {
     auto m = x.flatten(1).mean(1, true);
     return torch::cat({m, -m}, 1);
   }
-  void to(c10::Device) override {}
-  std::string describe() const override { return "mean"; }
 };
 
 class EmbedLoop : public ::testing::Test {

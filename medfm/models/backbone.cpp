@@ -15,8 +15,9 @@ namespace {
 
 class VitBackbone : public Backbone {
  public:
+  using Backbone::forward;
   VitBackbone(std::string name, Vit vit) : name_(std::move(name)), vit_(std::move(vit)) { vit_->eval(); }
-  at::Tensor embed(const at::Tensor& images) override { return vit_->embed(images); }
+  at::Tensor forward(const at::Tensor& images) override { return vit_->embed(images); }
   void to(c10::Device device) override { vit_->to(device); }
   std::string describe() const override { return "medfm ViT '" + name_ + "'"; }
   Vit& vit() { return vit_; }
@@ -29,7 +30,7 @@ class VitBackbone : public Backbone {
 class ScriptBackbone : public Backbone {
  public:
   ScriptBackbone(torch::jit::Module m, std::string path) : m_(std::move(m)), path_(std::move(path)) { m_.eval(); }
-  at::Tensor embed(const at::Tensor& images) override {
+  at::Tensor forward(const at::Tensor& images) override {
     auto out = m_.forward({images});
     MEDFM_CHECK(out.isTensor(), "torchscript: ", path_, ": forward returned ", out.tagKind(), ", not a Tensor");
     auto t = out.toTensor();
@@ -46,6 +47,11 @@ class ScriptBackbone : public Backbone {
 };
 
 }  // namespace
+
+at::Tensor Backbone::embed(const at::Tensor& images) {
+  AutocastGuard guard(precision_, images.device());
+  return forward(images).to(at::kFloat);
+}
 
 Vit* vit_of(Backbone& backbone) {
   auto* v = dynamic_cast<VitBackbone*>(&backbone);
@@ -68,6 +74,7 @@ void ModelSpec::bind(Config& cfg) {
   cfg.bind("model.allow_partial", allow_partial, "accept partial loads");
   cfg.bind("model.seed", seed, "random-init seed");
   cfg.bind("model.overrides", overrides, "architecture overrides, \"key=value\" items");
+  cfg.bind("model.precision", precision, "fp32 | bf16 (autocast: bf16 matmuls, fp32 norms and residuals) | fp16 (CUDA)");
   cfg.bind("preprocess.resize", resize, "shorter side before the crop (-1: model default)");
   cfg.bind("preprocess.crop", crop, "centre crop size (-1: model default)");
   cfg.bind("preprocess.interpolation", interpolation, "bicubic | bilinear (empty: model default)");
@@ -128,6 +135,12 @@ LoadedBackbone load_backbone(const ModelSpec& spec) {
     prov["pool"] = pool_name(vit->config().pool);
     out.backbone = std::make_unique<VitBackbone>(entry.name, std::move(vit));
   }
+  const Precision precision = parse_precision(spec.precision);
+  out.backbone->set_precision(precision);
+  prov["precision"] = precision_name(precision);
+  if (precision == Precision::BF16 && !cpu_has_native_bf16())
+    out.warning += std::string(out.warning.empty() ? "" : "; ") +
+                   "bf16 on a CPU without AVX512-BF16 or AMX is emulated and slower than fp32 (a CUDA device is not affected)";
   const auto& p = out.preprocess;
   prov["preprocess"] = nlohmann::json{{"resize", p.resize_size},
                                       {"crop", p.input_size},

@@ -1,4 +1,5 @@
-// A Backbone turns a normalised image batch [B,C,H,W] (float32) into embeddings [B,D].
+// A Backbone turns a normalised image batch [B,C,H,W] (float32) into embeddings [B,D] (float32),
+// at its precision (precision.h: fp32, or bf16 / fp16 autocast).
 // Implementations: medfm's ViT (any registry entry, with loaded weights) and any TorchScript module
 // whose forward(Tensor) returns [B,D]. Calls are made under inference mode by the caller.
 //
@@ -15,6 +16,7 @@
 
 #include "medfm/core/preprocess_spec.h"
 #include "medfm/models/checkpoint.h"
+#include "medfm/models/precision.h"
 #include "medfm/models/registry.h"
 
 namespace medfm {
@@ -26,9 +28,18 @@ namespace medfm::models {
 class Backbone {
  public:
   virtual ~Backbone() = default;
-  virtual at::Tensor embed(const at::Tensor& images) = 0;
+  // forward() under the backbone's precision, returned as float32.
+  at::Tensor embed(const at::Tensor& images);
   virtual void to(c10::Device device) = 0;
   virtual std::string describe() const = 0;
+  void set_precision(Precision p) { precision_ = p; }
+  Precision precision() const { return precision_; }
+
+ protected:
+  virtual at::Tensor forward(const at::Tensor& images) = 0;
+
+ private:
+  Precision precision_ = Precision::FP32;
 };
 
 // The Vit inside a registry backbone (nullptr for TorchScript ones).
@@ -52,6 +63,7 @@ struct ModelSpec {
   std::string interpolation;
   std::vector<double> mean, std;
   std::string intensity;  // DICOM/NIfTI intensity window (empty: model default)
+  std::string precision = "fp32";  // fp32 | bf16 | fp16 (precision.h)
 
   void bind(Config& cfg);
 };

@@ -21,6 +21,9 @@ namespace medfm::models {
 torch::Tensor attention_reference(const torch::Tensor& qkv, double scale);
 torch::Tensor attention_pairs(const torch::Tensor& qkv, double scale);
 
+// y = x W^T + b through at::linear (one GEMM with the bias fused, autocast-aware).
+torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x);
+
 // timm's drop_path: zeroes whole samples of a residual branch with probability p, scales the
 // kept ones by 1/(1-p). Identity when !training or p == 0. x [B,...].
 torch::Tensor drop_path(const torch::Tensor& x, double p, bool training);

@@ -188,7 +188,7 @@ torch::Tensor VitImpl::pool(const torch::Tensor& tokens) const {
 
 torch::Tensor VitImpl::forward_head(const torch::Tensor& tokens, bool pre_logits) {
   auto pooled = pool(tokens);
-  return pre_logits || !head ? pooled : head->forward(pooled);
+  return pre_logits || !head ? pooled : linear(head, pooled);
 }
 
 torch::Tensor VitImpl::embed(const torch::Tensor& x) { return pool(forward_features(x)); }
