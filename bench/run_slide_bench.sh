@@ -2,10 +2,11 @@
 # Whole-slide benchmark (issue 8): medfm vs a Python peer (bench/slide_peer.py) in one run, same
 # ViT-S/16 weights (random, seeded, written once as safetensors), same threads, same OpenBLAS core.
 #   1. tissue + grid: `medfm tile` vs the peer's CLAM-style segmentation and patching
-#   2. end-to-end embedding: `medfm embed --slides` (tissue included) vs the peer's DataLoader
+#   2. end-to-end embedding: `medfm embed --slides` (bf16: the whole slide, tissue included; fp32: the
+#      first SUB=5000 tiles) vs the peer's DataLoader pipeline (fp32 and bf16 autocast) on those tiles
 #      pipeline on medfm's coords (its tissue step not counted)
 #   3. model only: medfm's ViT-S forward on pre-made batches (medfm_bench_vit, batch 32)
-#   4. peak RSS: `medfm embed --slides` with ViT-Ti on the 20k and the 5x larger slide
+#   4. peak RSS: `medfm embed --slides` (ViT-Ti cut to one block) on the 20k and the 5x larger slide
 # Slides: bench/make_bench_slides.sh (s20k.tif, s100k.tif; 0.2631 um/px, read at level 0).
 # Usage: bench/run_slide_bench.sh [BUILD_DIR=build] [LIMIT: embed only the first LIMIT tiles, 0 = all]
 #        [STEPS=1234]
@@ -49,63 +50,79 @@ if [[ $STEPS == *1* ]]; then
   echo "medfm tile: $n tiles in $(echo "$t1 - $t0" | bc) s; peer: $p"
 fi
 
-if [[ $STEPS == *2* ]]; then
-  echo "## 2. end-to-end embedding, ViT-S/16, batch 32, 2 loader threads / DataLoader workers"
-  rm -rf "$W/emb" "$W/sub"
-  if [ "$LIMIT" -gt 0 ]; then  # the first LIMIT tiles of medfm tile's grid, embedded with --coords
-    mkdir -p "$W/sub"
-    $PY -c "
-import h5py
-a = h5py.File('$W/tiles/s20k.h5'); b = h5py.File('$W/sub/s20k.h5', 'w')
-b['coords'] = a['coords'][:$LIMIT]
-for k, v in a['coords'].attrs.items(): b['coords'].attrs[k] = v"
-    SRC="--coords $W/sub"
-    COORDS=$W/sub/s20k.h5
-  else
-    SRC=""
-    COORDS=$W/tiles/s20k.h5
-  fi
+# embed_medfm OUT PRECISION [coords dir]: `medfm embed --slides` on s20k.tif; prints tiles/s (wall)
+embed_medfm() {
+  local out=$1 prec=$2 src=${3:+--coords $3} t0 t1
+  rm -rf "$out"
   t0=$(now)
-  "$MEDFM" embed --slides "$S20" $SRC --model $model --weights "$W/vits.safetensors" $COMMON --batch-size 32 \
-    --workers 2 --out "$W/emb" > /dev/null
+  "$MEDFM" embed --slides "$S20" $src --model $model --weights "$W/vits.safetensors" $COMMON --batch-size 32 \
+    --workers 2 --precision "$prec" --out "$out" > /dev/null
   t1=$(now)
-  tail -1 "$W/emb/manifest.jsonl"
-  m_tiles=$($PY -c "import json; print(json.loads(open('$W/emb/manifest.jsonl').readlines()[-1])['tiles'])")
-  m_rate=$(echo "$m_tiles / ($t1 - $t0)" | bc -l)
-  p=$($PY bench/slide_peer.py embed "$S20" "$COORDS" "$W/vits.safetensors" "$cfg" "$W/peer_emb.h5" "$LIMIT")
-  echo "peer: $p"
-  $PY - "$W/emb/s20k.h5" "$W/peer_emb.h5" <<'PYEOF'
+  echo "  medfm $prec manifest: $(tail -1 "$out/manifest.jsonl")" >&2
+  $PY -c "import json; print(json.loads(open('$out/manifest.jsonl').readlines()[-1])['tiles'] / ($t1 - $t0))"
+}
+# compare A.h5 B.h5: same tiles, cosine of the features
+compare() {
+  $PY - "$1" "$2" <<'PYEOF'
 import sys, h5py, numpy as np
 a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
-assert np.array_equal(a['coords'][:], b['coords'][:]), 'different tiles'
-x, y = a['features'][:], b['features'][:]
+n = min(a['coords'].shape[0], b['coords'].shape[0])
+assert np.array_equal(a['coords'][:n], b['coords'][:n]), 'different tiles'
+x, y = a['features'][:n], b['features'][:n]
 cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
-print(f"same tiles; features medfm vs peer: cosine mean {cos.mean():.5f}, min {cos.min():.5f} (resamplers differ: area vs PIL bicubic)")
+print(f"  {sys.argv[1].split('/')[-2]} vs {sys.argv[2].split('/')[-1]}: {n} tiles, cosine mean {cos.mean():.5f}, min {cos.min():.5f}")
 PYEOF
-  p_rate=$(echo "$p" | $PY -c "import json,sys; print(json.load(sys.stdin)['tiles_per_s'])")
-  echo "end-to-end: medfm $m_tiles tiles in $(echo "$t1 - $t0" | bc) s = $(printf %.2f "$m_rate") tiles/s;" \
-    "peer $(printf %.2f "$p_rate") tiles/s; ratio $(printf %.2f "$(echo "$m_rate / $p_rate" | bc -l)")x"
-  echo "M_RATE=$m_rate" > "$W/rates"
+}
+
+if [[ $STEPS == *2* ]]; then
+  echo "## 2. end-to-end embedding, ViT-S/16, batch 32, 2 loader threads / 2 DataLoader workers"
+  # The first SUB tiles of medfm tile's grid, for the runs that do not cover the whole slide.
+  SUB=${SUB:-5000}
+  rm -rf "$W/sub" && mkdir -p "$W/sub"
+  $PY -c "
+import h5py
+a = h5py.File('$W/tiles/s20k.h5'); b = h5py.File('$W/sub/s20k.h5', 'w')
+b['coords'] = a['coords'][:$SUB]
+for k, v in a['coords'].attrs.items(): b['coords'].attrs[k] = v"
+  if [ "$LIMIT" -gt 0 ]; then FULL="$W/sub"; else FULL=""; fi
+  m_bf16=$(embed_medfm "$W/emb_bf16" bf16 $FULL)
+  m_fp32=$(embed_medfm "$W/emb_fp32" fp32 "$W/sub")
+  p_fp32=$($PY bench/slide_peer.py embed "$S20" "$W/sub/s20k.h5" "$W/vits.safetensors" "$cfg" "$W/peer_fp32.h5" 0 fp32)
+  echo "  peer fp32: $p_fp32"
+  p_bf16=$($PY bench/slide_peer.py embed "$S20" "$W/sub/s20k.h5" "$W/vits.safetensors" "$cfg" "$W/peer_bf16.h5" 0 bf16)
+  echo "  peer bf16 (autocast): $p_bf16"
+  compare "$W/emb_fp32/s20k.h5" "$W/peer_fp32.h5"
+  compare "$W/emb_bf16/s20k.h5" "$W/peer_bf16.h5"
+  compare "$W/emb_bf16/s20k.h5" "$W/emb_fp32/s20k.h5"
+  rate() { echo "$1" | $PY -c "import json,sys; print(json.load(sys.stdin)['tiles_per_s'])"; }
+  r() { printf %.2f "$(echo "$1 / $2" | bc -l)"; }
+  pf=$(rate "$p_fp32"); pb=$(rate "$p_bf16")
+  echo "| medfm bf16 (whole slide) | medfm fp32 | peer fp32 | peer bf16 | bf16/peer fp32 | fp32/peer fp32 | bf16/peer bf16 |"
+  echo "| $(printf %.2f "$m_bf16") | $(printf %.2f "$m_fp32") | $(printf %.2f "$pf") | $(printf %.2f "$pb") |" \
+    "$(r "$m_bf16" "$pf")x | $(r "$m_fp32" "$pf")x | $(r "$m_bf16" "$pb")x |"
+  echo "M_BF16=$m_bf16; M_FP32=$m_fp32" > "$W/rates"
 fi
 
 if [[ $STEPS == *3* ]]; then
   echo "## 3. model only (medfm_bench_vit, batch 32, median of 10)"
-  mo=$("$BUILD/bench/medfm_bench_vit" $model "$W/vits.safetensors" 32 10)
-  echo "$mo"
-  if [ -f "$W/rates" ]; then
-    source "$W/rates"
-    r=$(echo "$mo" | $PY -c "import json,sys; print(json.load(sys.stdin)['images_per_s'])")
-    echo "end-to-end / model-only: $(printf %.2f "$M_RATE") / $(printf %.2f "$r") = $(printf %.3f "$(echo "$M_RATE / $r" | bc -l)")"
-  fi
+  for prec in bf16 fp32; do
+    mo=$("$BUILD/bench/medfm_bench_vit" $model "$W/vits.safetensors" 32 10 $prec)
+    echo "  $mo"
+    if [ -f "$W/rates" ]; then
+      source "$W/rates"
+      e2e=$([ $prec = bf16 ] && echo "$M_BF16" || echo "$M_FP32")
+      mr=$(echo "$mo" | $PY -c "import json,sys; print(json.load(sys.stdin)['images_per_s'])")
+      echo "  $prec end-to-end / model-only: $(printf %.2f "$e2e") / $(printf %.2f "$mr") = $(printf %.3f "$(echo "$e2e / $mr" | bc -l)")"
+    fi
+  done
 fi
 
 if [[ $STEPS == *4* ]]; then
-  echo "## 4. peak RSS, ViT-Ti/16 (random init), s20k vs s100k"
+  echo "## 4. peak RSS: ViT-Ti/16 cut to 1 block (the pipeline's memory, quickly), s20k vs s100k"
   for s in "$S20" "$S100"; do
     rm -rf "$W/rss"
-    t0=$(now)
-    "$MEDFM" embed --slides "$s" --model vit_tiny_patch16_224 $COMMON --batch-size 32 --workers 2 --out "$W/rss" > /dev/null
-    t1=$(now)
-    echo "$(basename "$s"): $(tail -1 "$W/rss/manifest.jsonl" | $PY -c "import json,sys; m=json.load(sys.stdin); print(m['tiles'], 'tiles, peak RSS', round(m['peak_rss_mb'], 1), 'MiB,', round(m['seconds']['total'], 1), 's')")"
+    "$MEDFM" embed --slides "$s" --model vit_tiny_patch16_224 --set 'model.overrides=["depth=1"]' $COMMON \
+      --batch-size 32 --workers 2 --out "$W/rss" > /dev/null
+    echo "  $(basename "$s"): $(tail -1 "$W/rss/manifest.jsonl" | $PY -c "import json,sys; m=json.load(sys.stdin); print(m['tiles'], 'tiles, peak RSS', round(m['peak_rss_mb'], 1), 'MiB,', round(m['seconds']['total'], 1), 's')")"
   done
 fi

@@ -7,12 +7,12 @@ Debian's stack (openslide-python 1.2, OpenCV 4.6, Pillow, torch 1.13, torchvisio
       filtered by area; then each contour's bounding box gridded at TILE_LEVEL0 and every
       candidate tested with cv2.pointPolygonTest (CLAM's four-point "easy" test, holes excluded)
       in a multiprocessing pool; coords saved to OUT.h5.
-  slide_peer.py embed SLIDE COORDS.h5 WEIGHTS.safetensors CONFIG_JSON OUT.h5 [LIMIT]
+  slide_peer.py embed SLIDE COORDS.h5 WEIGHTS.safetensors CONFIG_JSON OUT.h5 [LIMIT] [fp32|bf16]
       A torch Dataset whose __getitem__ calls read_region per tile at level 0 (the nearest level
       at or finer than the target), PIL resize to 224, torchvision ToTensor + Normalize; a
       DataLoader with 2 workers, batch 32; the ViT in eager PyTorch (scripts/golden/vit_ref.py,
       timm's semantics, the same safetensors weights as medfm) under inference_mode; features
-      saved to OUT.h5.
+      saved to OUT.h5. bf16: the forward under torch.cpu.amp.autocast(dtype=torch.bfloat16).
 Prints one JSON line: tiles, seconds, tiles_per_s, peak RSS (this process and its children).
 """
 import json
@@ -112,7 +112,7 @@ class Tiles(torch.utils.data.Dataset):
         return self.tf(img)
 
 
-def embed(slide_path, coords_h5, weights, cfg_json, out, limit=None):
+def embed(slide_path, coords_h5, weights, cfg_json, out, limit=None, precision="fp32"):
     torch.set_num_threads(os.cpu_count())
     cfg = json.loads(cfg_json)
     params = load(weights)
@@ -124,16 +124,16 @@ def embed(slide_path, coords_h5, weights, cfg_json, out, limit=None):
     t0 = time.perf_counter()
     loader = torch.utils.data.DataLoader(Tiles(slide_path, coords, size), batch_size=32, num_workers=2)
     feats = []
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.cpu.amp.autocast(enabled=precision == "bf16", dtype=torch.bfloat16):
         for batch in loader:
-            feats.append(vit_ref.pool(cfg, vit_ref.forward_tokens(cfg, params, batch)[0]))
+            feats.append(vit_ref.pool(cfg, vit_ref.forward_tokens(cfg, params, batch)[0]).float())
     feats = torch.cat(feats).numpy()
     with h5py.File(out, "w") as f:
         f["features"] = feats
         f["coords"] = coords
     dt = time.perf_counter() - t0
     own, kids = peak_rss_mb()
-    return {"tiles": len(coords), "seconds": dt, "tiles_per_s": len(coords) / dt, "threads": torch.get_num_threads(),
+    return {"precision": precision, "tiles": len(coords), "seconds": dt, "tiles_per_s": len(coords) / dt, "threads": torch.get_num_threads(),
             "peak_rss_mb": own, "peak_rss_children_mb": kids}
 
 
@@ -141,6 +141,7 @@ if __name__ == "__main__":
     if len(sys.argv) >= 5 and sys.argv[1] == "tile":
         print(json.dumps(tile(sys.argv[2], sys.argv[3], float(sys.argv[4]))))
     elif len(sys.argv) >= 7 and sys.argv[1] == "embed":
-        print(json.dumps(embed(*sys.argv[2:7], int(sys.argv[7]) if len(sys.argv) > 7 else None)))
+        print(json.dumps(embed(*sys.argv[2:7], int(sys.argv[7]) if len(sys.argv) > 7 else None,
+                               sys.argv[8] if len(sys.argv) > 8 else "fp32")))
     else:
         sys.exit(__doc__)
