@@ -6,7 +6,7 @@ OUT=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 stamp=$(cat "$HERE"/*.py | sha256sum | cut -d' ' -f1)
-[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && [ -f "$OUT/tissue_chroma2.pt" ] && exit 0
+[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && [ -f "$OUT/dino.safetensors" ] && exit 0
 bash "$HERE/../fetch_data.sh" >/dev/null
 DATA=${MEDFM_DATA:-$HOME/.cache/medfm/data}
 source "$DATA/paths.env"
@@ -17,4 +17,6 @@ cd "$HERE"
 /usr/bin/python3 gen_stain_golden.py "$medfm_data/images/ihc.png" "$OUT"
 /usr/bin/python3 gen_tissue_models.py "$OUT"
 /usr/bin/python3 gen_bf16_golden.py "$OUT"
+/usr/bin/python3 gen_dino_golden.py "$OUT"
+/usr/bin/python3 gen_dino_train_golden.py "$OUT"
 echo "$stamp" > "$OUT/.stamp"

@@ -1,0 +1,115 @@
+#include "medfm/ssl/dino.h"
+
+#include <torch/torch.h>
+
+#include "medfm/core/error.h"
+
+namespace medfm::ssl {
+
+WeightNormLinearImpl::WeightNormLinearImpl(int in_dim, int out_dim, bool train_g)
+    : in_(in_dim), out_(out_dim), train_g_(train_g) {
+  reset();
+}
+
+void WeightNormLinearImpl::reset() {
+  torch::nn::Linear init(torch::nn::LinearOptions(in_, out_).bias(false));  // V starts as a Linear's default
+  weight_v = register_parameter("weight_v", init->weight.detach().clone());
+  weight_g = register_parameter("weight_g", torch::ones({out_, 1}), train_g_);  // DINO fills g with 1
+}
+
+torch::Tensor WeightNormLinearImpl::forward(const torch::Tensor& x) {
+  return at::linear(x, weight_v * (weight_g / weight_v.norm(2, {1}, /*keepdim=*/true)));  // rows of V scaled to g
+}
+
+DinoHeadImpl::DinoHeadImpl(const DinoHeadOptions& o) : o_(o) { reset(); }
+
+void DinoHeadImpl::reset() {
+  MEDFM_CHECK_T(ConfigError, o_.in_dim > 0 && o_.out_dim > 0 && o_.bottleneck_dim > 0 && o_.hidden_dim > 0,
+                "dino head: dimensions must be positive");
+  const int n = std::max(1, o_.nlayers);
+  torch::nn::Sequential s;
+  auto lin = [](int i, int o) {
+    torch::nn::Linear l(i, o);
+    torch::NoGradGuard ng;  // DINO's _init_weights: trunc_normal_(std=0.02), bias 0
+    // (its bounds are +-2 absolute, 100 standard deviations: a plain normal draw is the same law)
+    l->weight.normal_(0.0, 0.02);
+    torch::nn::init::zeros_(l->bias);
+    return l;
+  };
+  if (n == 1) {
+    s->push_back(lin(o_.in_dim, o_.bottleneck_dim));
+  } else {
+    s->push_back(lin(o_.in_dim, o_.hidden_dim));
+    s->push_back(torch::nn::GELU());
+    for (int k = 0; k < n - 2; ++k) {
+      s->push_back(lin(o_.hidden_dim, o_.hidden_dim));
+      s->push_back(torch::nn::GELU());
+    }
+    s->push_back(lin(o_.hidden_dim, o_.bottleneck_dim));
+  }
+  mlp = register_module("mlp", s);
+  last_layer = register_module("last_layer", WeightNormLinear(o_.bottleneck_dim, o_.out_dim, !o_.norm_last_layer));
+}
+
+torch::Tensor DinoHeadImpl::mlp_forward(const torch::Tensor& x) { return mlp->forward(x); }
+
+torch::Tensor DinoHeadImpl::forward(const torch::Tensor& x) {
+  return last_layer->forward(
+      torch::nn::functional::normalize(mlp->forward(x), torch::nn::functional::NormalizeFuncOptions().dim(-1).p(2)));
+}
+
+void cancel_last_layer_grads(DinoHead& head) {
+  for (auto* p : {&head->last_layer->weight_v, &head->last_layer->weight_g})
+    if (p->grad().defined()) p->mutable_grad() = torch::Tensor();
+}
+
+DinoLoss::DinoLoss(int out_dim, int n_crops, train::Schedule teacher_temp, double student_temp, double center_momentum)
+    : n_crops_(n_crops),
+      teacher_temp_(std::move(teacher_temp)),
+      student_temp_(student_temp),
+      center_momentum_(center_momentum),
+      center_(torch::zeros({1, out_dim})) {
+  MEDFM_CHECK_T(ConfigError, n_crops >= 2, "dino: needs at least the 2 global crops, got ", n_crops);
+}
+
+torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Tensor& teacher, int64_t step,
+                                   const AllReduce& all_reduce, int world_size) {
+  MEDFM_CHECK(student.dim() == 2 && teacher.dim() == 2 && student.size(1) == teacher.size(1) &&
+                  student.size(0) % n_crops_ == 0 && teacher.size(0) * n_crops_ == student.size(0) * 2,
+              "dino loss: student ", student.sizes(), " and teacher ", teacher.sizes(), " for ", n_crops_, " crops");
+  if (center_.device() != teacher.device()) center_ = center_.to(teacher.device());
+  auto s = (student / student_temp_).chunk(n_crops_);
+  const double temp = teacher_temp_[step];
+  auto t = torch::softmax((teacher - center_) / temp, -1).detach().chunk(2);
+  torch::Tensor total;
+  int n_terms = 0;
+  for (int iq = 0; iq < 2; ++iq) {
+    for (int v = 0; v < n_crops_; ++v) {
+      if (v == iq) continue;
+      auto l = torch::sum(-t[iq] * torch::log_softmax(s[v], -1), -1).mean();
+      total = total.defined() ? total + l : l;
+      ++n_terms;
+    }
+  }
+  total = total / n_terms;
+  {  // centre update, after the loss (as DINO)
+    torch::NoGradGuard ng;
+    auto batch_center = teacher.detach().sum(0, true);
+    if (all_reduce) all_reduce(batch_center);
+    batch_center = batch_center / (teacher.size(0) * world_size);
+    center_ = center_ * center_momentum_ + batch_center * (1 - center_momentum_);
+  }
+  return total;
+}
+
+void ema_update(torch::nn::Module& teacher, const torch::nn::Module& student, double momentum) {
+  torch::NoGradGuard ng;
+  auto sp = student.named_parameters(true);
+  for (auto& item : teacher.named_parameters(true)) {
+    const auto* q = sp.find(item.key());
+    MEDFM_CHECK(q, "ema: the student has no parameter '", item.key(), "'");
+    item.value().mul_(momentum).add_(*q, 1 - momentum);
+  }
+}
+
+}  // namespace medfm::ssl

@@ -1,0 +1,55 @@
+#include "medfm/train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "medfm/core/error.h"
+
+namespace medfm::train {
+
+void clip_gradients_per_param(torch::nn::Module& m, double clip) {
+  torch::NoGradGuard ng;
+  for (auto& p : m.parameters()) {
+    if (!p.grad().defined()) continue;
+    const double norm = p.grad().norm(2).item<double>();
+    const double coef = clip / (norm + 1e-6);
+    if (coef < 1) p.mutable_grad().mul_(coef);
+  }
+}
+
+Trainer::Trainer(Objective& objective, TrainerOptions options) : obj_(objective), o_(std::move(options)) {
+  MEDFM_CHECK_T(ConfigError, o_.clip_mode == "per_param" || o_.clip_mode == "global" || o_.clip_mode == "none",
+                "train.clip_mode: '", o_.clip_mode, "' is not per_param, global or none");
+  groups_ = obj_.param_groups();
+  opt_ = make_adamw(groups_);
+}
+
+StepResult Trainer::step(const Views& views) {
+  StepResult r;
+  r.step = step_;
+  r.lr = o_.lr[step_];
+  r.weight_decay = o_.weight_decay[step_];
+  set_lr_wd(*opt_, groups_, r.lr, r.weight_decay);
+  opt_->zero_grad();
+  auto out = obj_.loss(views, step_);
+  r.loss = out.loss.item<double>();
+  r.terms = out.terms;
+  if (!std::isfinite(r.loss)) {
+    std::ostringstream ss;
+    for (const auto& [k, v] : r.terms) ss << " " << k << "=" << v;
+    throw Error("train: " + obj_.name() + " loss is " + std::to_string(r.loss) + " at step " + std::to_string(step_) +
+                " (terms:" + ss.str() + "); lower the learning rate or check the data");
+  }
+  out.loss.backward();
+  if (o_.clip_mode == "per_param") clip_gradients_per_param(obj_.trained(), o_.clip_grad);
+  else if (o_.clip_mode == "global") torch::nn::utils::clip_grad_norm_(obj_.trained().parameters(), o_.clip_grad);
+  obj_.after_backward(step_);
+  opt_->step();
+  obj_.after_step(step_);
+  ++step_;
+  return r;
+}
+
+}  // namespace medfm::train

@@ -1,0 +1,48 @@
+// One optimisation step of a pre-training Objective, as DINO's / DINOv2's loops do it: lr and
+// weight decay from precomputed schedules (each parameter group scales them by its multipliers),
+// zero_grad, loss, backward, gradient clipping, the method's after_backward, AdamW step, the
+// method's after_step. A non-finite loss stops the run with the step and the loss terms.
+#pragma once
+#include <torch/optim/adamw.h>
+
+#include <memory>
+
+#include "medfm/train/objective.h"
+#include "medfm/train/schedule.h"
+
+namespace medfm::train {
+
+struct TrainerOptions {
+  Schedule lr, weight_decay;
+  // clip_mode "per_param" (DINO: each parameter's gradient norm to at most clip_grad), "global"
+  // (DINOv2 / MAE: the norm over all parameters), "none".
+  std::string clip_mode = "per_param";
+  double clip_grad = 3.0;
+};
+
+struct StepResult {
+  int64_t step = 0;
+  double loss = 0, lr = 0, weight_decay = 0;
+  std::map<std::string, double> terms;
+};
+
+class Trainer {
+ public:
+  Trainer(Objective& objective, TrainerOptions options);
+  StepResult step(const Views& views);  // throws Error on a non-finite loss
+  int64_t steps_done() const { return step_; }
+  torch::optim::AdamW& optimizer() { return *opt_; }
+
+ private:
+  Objective& obj_;
+  TrainerOptions o_;
+  std::vector<ParamGroup> groups_;
+  std::unique_ptr<torch::optim::AdamW> opt_;
+  int64_t step_ = 0;
+};
+
+// DINO's clip_gradients: every parameter's gradient scaled to norm <= clip (coefficient
+// clip / (norm + 1e-6)).
+void clip_gradients_per_param(torch::nn::Module& m, double clip);
+
+}  // namespace medfm::train
