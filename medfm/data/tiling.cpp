@@ -53,23 +53,31 @@ TileGrid make_tile_grid(const io::Slide& slide, const TissueMask& tissue, const 
   MEDFM_CHECK_T(ConfigError, g.tile_level0 >= 1, "tiling: a tile would cover less than one level-0 pixel");
   const double step = (o.tile - o.overlap) * o.target_mpp / g.level0_mpp;
 
-  // Summed-area table of the mask, [H+1, W+1].
+  // Summed-area table of the mask rows one grid row of tiles covers, [h+1, W+1] (a band, not the
+  // whole mask: memory stays that of the mask whatever the slide's size).
   const int64_t Hm = tissue.mask.size(0), Wm = tissue.mask.size(1);
-  auto sat = torch::zeros({Hm + 1, Wm + 1}, at::kLong);
-  sat.narrow(0, 1, Hm).narrow(1, 1, Wm).copy_(tissue.mask.to(at::kLong).cumsum(0).cumsum(1));
-  auto S = sat.accessor<int64_t, 2>();
-  // Integral of the mask over [0,x] x [0,y] at fractional mask coordinates: the summed-area table
-  // interpolated bilinearly is exact for a piecewise-constant image. Outside the mask counts 0.
+  at::Tensor sat;
+  int64_t band0 = 0, band_h = 0;
+  // Integral of the mask over [0,x] x [band0,y] at fractional mask coordinates: the summed-area
+  // table interpolated bilinearly is exact for a piecewise-constant image. Outside the mask counts 0.
   auto integral = [&](double x, double y) {
+    auto S = sat.accessor<int64_t, 2>();
     x = std::clamp(x, 0.0, static_cast<double>(Wm));
-    y = std::clamp(y, 0.0, static_cast<double>(Hm));
-    const int64_t i = std::min<int64_t>(static_cast<int64_t>(x), Wm - 1), j = std::min<int64_t>(static_cast<int64_t>(y), Hm - 1);
+    y = std::clamp(y - static_cast<double>(band0), 0.0, static_cast<double>(band_h));
+    const int64_t i = std::min<int64_t>(static_cast<int64_t>(x), Wm - 1);
+    const int64_t j = std::min<int64_t>(static_cast<int64_t>(y), std::max<int64_t>(band_h - 1, 0));
     const double a = x - i, b = y - j;
+    if (band_h == 0) return 0.0;
     return (1 - a) * (1 - b) * S[j][i] + a * (1 - b) * S[j][i + 1] + (1 - a) * b * S[j + 1][i] + a * b * S[j + 1][i + 1];
   };
   for (int64_t j = 0;; ++j) {
     const int64_t y = std::llround(j * step);
     if (y >= g.level0_height) break;
+    band0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(y / tissue.scale_y)), 0, Hm);
+    band_h = std::clamp<int64_t>(static_cast<int64_t>(std::ceil((y + g.tile_level0) / tissue.scale_y)), 0, Hm) - band0;
+    sat = torch::zeros({band_h + 1, Wm + 1}, at::kLong);
+    if (band_h > 0)
+      sat.narrow(0, 1, band_h).narrow(1, 1, Wm).copy_(tissue.mask.narrow(0, band0, band_h).to(at::kLong).cumsum(0).cumsum(1));
     for (int64_t i = 0;; ++i) {
       const int64_t x = std::llround(i * step);
       if (x >= g.level0_width) break;

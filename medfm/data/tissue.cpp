@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,14 +23,16 @@ int odd_px(double um, double mpp, int minimum) {
   return k % 2 ? k : k + 1;
 }
 
-// The slide at the mask's resolution, RGB uint8 (H x W x 3, interleaved), read block by block
-// from `level` and area-averaged to the mask grid.
-cv::Mat read_downsampled(const io::Slide& slide, int level, double ds_level0, int64_t W, int64_t H) {
+// The slide at the mask's resolution, block by block: each block read from `level`, area-averaged
+// to the mask grid and handed to fn(rgb, r0, c0) (RGB uint8 h x w x 3, interleaved; (r0, c0) its
+// top-left on the grid).
+void for_each_block(const io::Slide& slide, int level, double ds_level0, int64_t W, int64_t H,
+                    const std::function<void(const cv::Mat&, int, int)>& fn) {
   const double f = ds_level0 / slide.levels()[level].downsample;  // level pixels per mask pixel
   const auto& lv = slide.levels()[level];
   const int64_t block = std::max<int64_t>(16, static_cast<int64_t>(2048 / std::max(1.0, std::ceil(f))));
-  cv::Mat out(static_cast<int>(H), static_cast<int>(W), CV_8UC3);
   std::vector<uint8_t> buf;
+  cv::Mat dst;
   for (int64_t r0 = 0; r0 < H; r0 += block) {
     const int64_t r1 = std::min(H, r0 + block);
     for (int64_t c0 = 0; c0 < W; c0 += block) {
@@ -43,10 +46,16 @@ cv::Mat read_downsampled(const io::Slide& slide, int level, double ds_level0, in
       slide.read_region_rgb(static_cast<int64_t>(std::llround(lx0 * lv.downsample)),
                             static_cast<int64_t>(std::llround(ly0 * lv.downsample)), level, w, h, buf.data());
       cv::Mat src(static_cast<int>(h), static_cast<int>(w), CV_8UC3, buf.data());
-      cv::Mat dst = out(cv::Range(static_cast<int>(r0), static_cast<int>(r1)), cv::Range(static_cast<int>(c0), static_cast<int>(c1)));
-      cv::resize(src, dst, dst.size(), 0, 0, cv::INTER_AREA);
+      cv::resize(src, dst, cv::Size(static_cast<int>(c1 - c0), static_cast<int>(r1 - r0)), 0, 0, cv::INTER_AREA);
+      fn(dst, static_cast<int>(r0), static_cast<int>(c0));
     }
   }
+}
+
+cv::Mat read_downsampled(const io::Slide& slide, int level, double ds_level0, int64_t W, int64_t H) {
+  cv::Mat out(static_cast<int>(H), static_cast<int>(W), CV_8UC3);
+  for_each_block(slide, level, ds_level0, W, H,
+                 [&](const cv::Mat& b, int r0, int c0) { b.copyTo(out(cv::Rect(c0, r0, b.cols, b.rows))); });
   return out;
 }
 
@@ -76,28 +85,38 @@ Ring to_level0(const std::vector<cv::Point>& c, double sx, double sy) {
   return r;
 }
 
-// CLAM-style colour rules (hsv / otsu) on the slide at the mask's resolution: uint8 0/255.
-cv::Mat colour_mask(const cv::Mat& rgb, const TissueOptions& o, double mpp) {
-  cv::Mat hsv;
-  cv::cvtColor(rgb, hsv, cv::COLOR_RGB2HSV);
-  std::vector<cv::Mat> ch;
-  cv::split(hsv, ch);
-  cv::Mat excluded = ch[2] < o.black_value;
+// CLAM-style colour rules (hsv / otsu) on the slide at the mask's resolution: uint8 0/255. The
+// per-pixel planes are computed block by block as the slide is read (no full-size RGB or HSV
+// copy: memory ~5 bytes per mask pixel, so a 5x larger slide costs little more).
+cv::Mat colour_mask(const io::Slide& slide, int level, double ds, int64_t W, int64_t H, const TissueOptions& o, double mpp) {
+  cv::Mat signal(static_cast<int>(H), static_cast<int>(W), CV_8U);    // larger = more tissue-like
+  cv::Mat excluded(static_cast<int>(H), static_cast<int>(W), CV_8U);  // black (and later pen ink)
+  cv::Mat pen = o.exclude_pen ? cv::Mat(static_cast<int>(H), static_cast<int>(W), CV_8U) : cv::Mat();
+  for_each_block(slide, level, ds, W, H, [&](const cv::Mat& rgb, int r0, int c0) {
+    const cv::Rect roi(c0, r0, rgb.cols, rgb.rows);
+    cv::Mat hsv;
+    cv::cvtColor(rgb, hsv, cv::COLOR_RGB2HSV);
+    std::vector<cv::Mat> ch;
+    cv::split(hsv, ch);
+    cv::Mat ex = ch[2] < o.black_value;
+    ex.copyTo(excluded(roi));
+    if (o.method == "hsv") {
+      ch[1].copyTo(signal(roi));
+    } else {
+      cv::Mat gray;
+      cv::cvtColor(rgb, gray, cv::COLOR_RGB2GRAY);
+      cv::Mat inv = 255 - gray;
+      inv.copyTo(signal(roi));
+    }
+    if (o.exclude_pen) pen_mask(rgb).copyTo(pen(roi));
+  });
   if (o.exclude_pen) {
     // Ink and its halo (ink blended with glass by the scanner's JPEG and by the downsampling is
     // paler than ink but still saturated): the ink grown by ~16 um.
-    cv::Mat pen = pen_mask(rgb);
     const int k = odd_px(16.0, mpp, 3);
     cv::dilate(pen, pen, cv::Mat::ones(k, k, CV_8U));
     excluded |= pen;
-  }
-  cv::Mat signal;  // larger = more tissue-like
-  if (o.method == "hsv") {
-    signal = ch[1].clone();
-  } else {
-    cv::Mat gray;
-    cv::cvtColor(rgb, gray, cv::COLOR_RGB2GRAY);
-    signal = 255 - gray;
+    pen.release();
   }
   signal.setTo(0, excluded);
   cv::medianBlur(signal, signal, odd_px(o.median_um, mpp, 3));
@@ -196,12 +215,14 @@ TissueMask detect_tissue(const io::Slide& slide, const TissueOptions& o) {
   MEDFM_CHECK_T(ConfigError, ds >= 1.0, "tissue: mask um/px ", o.mask_mpp, " is finer than the slide's ", (*mpp)[0]);
   const int64_t W = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(l0.width / ds)));
   const int64_t H = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(l0.height / ds)));
-  t.level = slide.best_level_for_downsample(ds);
+  // A level up to 10% coarser than the mask is read and upsampled: a 0.2631 um/px scanner's 32x
+  // level (8.4 um/px) serves an 8 um/px mask instead of its 16x level (4x the pixels to decode).
+  t.level = slide.best_level_for_downsample(ds * 1.1);
   t.scale_x = t.scale_y = ds;
   t.mpp_x = ds * (*mpp)[0];
   t.mpp_y = ds * (*mpp)[1];
-  cv::Mat rgb = read_downsampled(slide, t.level, ds, W, H);
-  cv::Mat bin = o.model.empty() ? colour_mask(rgb, o, t.mpp_x) : model_mask(rgb, o);
+  cv::Mat bin = o.model.empty() ? colour_mask(slide, t.level, ds, W, H, o, t.mpp_x)
+                                : model_mask(read_downsampled(slide, t.level, ds, W, H), o);
 
   std::vector<std::vector<cv::Point>> contours;
   std::vector<cv::Vec4i> hier;

@@ -1,7 +1,8 @@
 // Tissue detection on a whole-slide image, at a physical resolution (um/px), never on a whole
-// level decoded at once: the level at or finer than `mask_mpp` is read in blocks and each block
-// area-averaged down to the mask grid, so slides of any size (beyond OpenCV's 32,767-pixel limits)
-// cost memory in proportion to the mask.
+// level decoded at once: the level at or finer than `mask_mpp` (or up to 10% coarser) is read in
+// blocks, each block area-averaged to the mask grid and turned into the per-pixel planes the
+// method needs, so slides of any size (beyond OpenCV's 32,767-pixel limits) cost ~5 bytes per
+// mask pixel.
 //
 // Methods (CLAM-style unless noted):
 //   "hsv"   saturation (HSV) median-blurred, thresholded (a fixed value, CLAM's 8 by default:
