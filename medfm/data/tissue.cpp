@@ -154,6 +154,11 @@ cv::Mat model_mask(const cv::Mat& rgb, const TissueOptions& o) {
   } catch (const c10::Error& e) {
     throw FormatError("tissue: the model '" + o.model + "' failed on a [1, 3, " + std::to_string(rgb.rows) + ", " +
                       std::to_string(rgb.cols) + "] input: " + e.what_without_backtrace());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // torch::jit::JITException: a `raise` in the scripted model
+    throw FormatError("tissue: the model '" + o.model + "' raised on a [1, 3, " + std::to_string(rgb.rows) + ", " +
+                      std::to_string(rgb.cols) + "] input: " + e.what());
   }
   MEDFM_CHECK_T(FormatError, y.dim() == 4 && y.size(0) == 1 && y.size(1) >= 1, "tissue: the model '", o.model,
                 "' returned ", y.sizes(), ", not [1, C, h, w]");

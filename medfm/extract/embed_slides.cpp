@@ -178,13 +178,15 @@ size_t prefetch_tiles(double mem_budget_mb, const io::Slide& slide, const data::
   const double sample = 3.0 * input_size * input_size * 4;  // a preprocessed float tile
   // A run in flight: the region (RGBA from the reader, RGB), its uint8 tiles and their float copies.
   const double run = max_run * tw * tw * 7 + max_run * (3.0 * grid.tile * grid.tile * (1 + 4) + 2 * sample);
-  const double fixed = std::max(1, workers) * run + bs * sample;  // runs in flight, the stacked batch
+  // Runs in flight; the loop's own tiles: a batch being gathered (up to a batch and a run) and the
+  // stacked copy the model gets.
+  const double fixed = std::max(1, workers) * run + (2.0 * bs + max_run) * sample;
   // A worker starts a run while fewer than the window wait, so up to a run per worker more arrive.
   const double budget = mem_budget_mb * 1024 * 1024;
   const double room = std::floor((budget - fixed) / sample) - static_cast<double>(max_run) * std::max(1, workers);
   const double need_mb = (fixed + (bs + max_run * std::max(1, workers)) * sample) / (1024 * 1024);
   MEDFM_CHECK_T(ConfigError, room >= static_cast<double>(bs), "slides: mem_budget ", mem_budget_mb,
-                " MiB cannot hold a batch of ", bs, " tiles with ", workers, " readers; at least ",
+                " MiB cannot hold a batch of ", bs, " tiles with ", std::max(1, workers), " readers; at least ",
                 std::ceil(need_mb), " MiB (or a smaller batch)");
   return static_cast<size_t>(room);
 }

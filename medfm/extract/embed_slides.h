@@ -36,8 +36,8 @@ struct SlideEmbedResult {
 
 // Tiles the loader threads may hold ready ahead of the model within mem_budget_mb MiB: each worker
 // holds one row run in flight (a region of up to 8 tiles at the level read, its uint8 tiles and
-// their float copies), each waiting tile is a preprocessed float tensor, and one batch is stacked
-// for the model. 0 MiB: four batches. Throws ConfigError when the budget cannot hold a batch,
+// their float copies), each waiting tile is a preprocessed float tensor, and the loop holds a batch
+// being gathered and its stacked copy for the model. 0 MiB: four batches. Throws ConfigError when the budget cannot hold a batch,
 // naming the smallest budget that can. The model's weights and activations are not counted.
 size_t prefetch_tiles(double mem_budget_mb, const io::Slide& slide, const data::TileGrid& grid, int input_size,
                       int batch_size, int workers);

@@ -120,12 +120,14 @@ Image open_volume(const std::string& path, const ReadOptions& opts) {
 std::unique_ptr<Slide> open_slide(const std::string& path, const ReadOptions& opts) {
   const Format& f = require_format(path);
   if (f.kind != Kind::Slide) {
+#ifdef MEDFM_HAVE_OPENSLIDE
     const std::string head = read_head(path, 4);
     // OpenSlide recognises no vendor in it; for a TIFF that means damaged, truncated or untiled.
     MEDFM_CHECK_T(FormatError, f.kind != Kind::Image2D || (head != std::string("II*\0", 4) && head != std::string("MM\0*", 4) &&
                                    head != std::string("II+\0", 4) && head != std::string("MM\0+", 4)),
                   "'", path, "' is a TIFF that OpenSlide cannot open as a whole-slide image (damaged, truncated, or "
                   "a plain untiled TIFF: read it as an image)");
+#endif
     throw FormatError("'" + path + "' is " + a_kind(f.kind) + ", not a whole-slide image");
   }
   return f.open(path, opts);

@@ -43,6 +43,7 @@ DinoObjective::DinoObjective(models::Vit backbone, DinoOptions options)
   student_ = DinoStudent(std::move(backbone), o_.head);
   teacher_ = std::dynamic_pointer_cast<DinoStudentImpl>(student_->clone());
   for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+  teacher_->eval();  // no stochastic depth in the teacher (DINO builds it with drop_path_rate 0)
 }
 
 std::vector<train::ParamGroup> DinoObjective::param_groups() {

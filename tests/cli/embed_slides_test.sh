@@ -94,7 +94,7 @@ check "shards 0/2 and 1/2 cover the cohort once" bash -c "'$BIN' embed $M --slid
 check "bad shard -> exit 1" expect_exit 1 "shard '2/2'" "$BIN" embed $M --slides "$S/t05.tif" --shard 2/2 --out "$T/x"
 
 # Memory budget: the same rows within a small budget; a budget below one batch is refused.
-check "--mem-budget 64: the same rows, peak RSS in the manifest" bash -c "'$BIN' embed $M --slides '$S/t025.tif' '$S/t05.tif' --workers 2 --batch-size 8 --mem-budget 64 --out '$T/mb' > /dev/null && same_outputs '$T/w1' '$T/mb' && $PY -c \"
+check "--mem-budget 80: the same rows, peak RSS in the manifest" bash -c "'$BIN' embed $M --slides '$S/t025.tif' '$S/t05.tif' --workers 2 --batch-size 8 --mem-budget 80 --out '$T/mb' > /dev/null && same_outputs '$T/w1' '$T/mb' && $PY -c \"
 import json; m = [json.loads(l) for l in open('$T/mb/manifest.jsonl')]
 assert all(x['peak_rss_mb'] > 50 for x in m), m\""
 check "--mem-budget below a batch -> exit 1" expect_exit 1 "at least" "$BIN" embed $M --slides "$S/t05.tif" --mem-budget 2 --out "$T/x"

@@ -55,6 +55,8 @@ TEST(DinoTrainGolden, TenStepsMatchPython) {
   expect_schedule(o.teacher_temp, st.metadata().at("teacher_temp"));
 
   DinoObjective dino(vit, o);
+  EXPECT_FALSE(dino.teacher()->is_training());  // no stochastic depth in the teacher
+  EXPECT_TRUE(dino.student()->is_training());
   load_into(*dino.student()->head, st, "h.");
   load_into(*dino.teacher()->head, st, "h.");
   train::Trainer trainer(dino, to);
