@@ -4,7 +4,6 @@
 #   1. tissue + grid: `medfm tile` vs the peer's CLAM-style segmentation and patching
 #   2. end-to-end embedding: `medfm embed --slides` (bf16: the whole slide, tissue included; fp32: the
 #      first SUB=5000 tiles) vs the peer's DataLoader pipeline (fp32 and bf16 autocast) on those tiles
-#      pipeline on medfm's coords (its tissue step not counted)
 #   3. model only: medfm's ViT-S forward on pre-made batches (medfm_bench_vit, batch 32)
 #   4. peak RSS: `medfm embed --slides` (ViT-Ti cut to one block) on the 20k and the 5x larger slide
 # Slides: bench/make_bench_slides.sh (s20k.tif, s100k.tif; 0.2631 um/px, read at level 0).
@@ -30,15 +29,9 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $THREADS cores, $(free -
   "OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE; $(date -u +%F); work dir $W"
 
 model=vit_small_patch16_224
-cfg=$("$MEDFM" models --json | $PY -c "
-import json,sys
-e=[m for m in json.load(sys.stdin) if m['name']=='$model'][0]; a=e['arch']
-print(json.dumps(dict(img_size=a['img_size'], patch_size=a['patch_size'], embed_dim=a['embed_dim'], depth=a['depth'],
-  num_heads=a['num_heads'], mlp_hidden=a['mlp_hidden'], qkv_bias=True, class_token=True, reg_tokens=a['reg_tokens'],
-  no_embed_class=a['no_embed_class'], init_values=a['init_values'], swiglu=a['swiglu'], norm_eps=a['norm_eps'], pool=e['pool'])))")
-[ -f "$W/vits.safetensors" ] || $PY -c "
-import sys, json, torch; sys.path.insert(0, 'scripts/golden'); import vit_ref, st
-cfg = json.loads('''$cfg'''); st.save('$W/vits.safetensors', vit_ref.init_params(cfg, torch.Generator().manual_seed(0)))"
+source bench/vit_weights.sh
+cfg=$(vit_ref_config "$MEDFM" "$model")
+[ -f "$W/vits.safetensors" ] || write_random_vit "$cfg" "$W/vits.safetensors"
 COMMON="--threads $THREADS --log-level error --mpp 0.5 --tile 224"
 
 if [[ $STEPS == *1* ]]; then

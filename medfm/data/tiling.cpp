@@ -101,11 +101,15 @@ TileGrid make_tile_grid(const io::Slide& slide, const TissueMask& tissue, const 
   return g;
 }
 
+int tile_read_level(const io::Slide& slide, double tile_level0, int tile) {
+  return slide.best_level_for_downsample(std::max(1.0, tile_level0 / tile));
+}
+
 std::vector<at::Tensor> read_tile_run(const io::Slide& slide, const std::vector<std::array<int64_t, 2>>& coords,
                                       size_t first, size_t count, double tile_level0, int tile) {
   MEDFM_CHECK_T(ConfigError, tile > 0 && tile_level0 > 0, "tiling: bad tile size");
   MEDFM_ASSERT(count > 0 && first + count <= coords.size(), "tile run out of range");
-  const int level = slide.best_level_for_downsample(std::max(1.0, tile_level0 / tile));
+  const int level = tile_read_level(slide, tile_level0, tile);
   const double lds = slide.levels()[level].downsample;
   const int64_t tw = std::max<int64_t>(1, std::llround(tile_level0 / lds));  // a tile at the level
   const int64_t x0 = coords[first][0], y0 = coords[first][1];

@@ -48,9 +48,13 @@ at::Tensor read_tile(const io::Slide& slide, int64_t x, int64_t y, double tile_l
 // to read_tile at its own coordinates. RGB uint8 [3, tile, tile] each.
 std::vector<at::Tensor> read_tile_run(const io::Slide& slide, const std::vector<std::array<int64_t, 2>>& coords,
                                       size_t first, size_t count, double tile_level0, int tile);
+// The pyramid level tiles of tile_level0 level-0 pixels shown at `tile` px are read from: the one
+// at or finer than the target.
+int tile_read_level(const io::Slide& slide, double tile_level0, int tile);
 // Consecutive tiles of one row (start index, count), at most max_run each: the read units of a
 // slide, fixed by the grid alone (so outputs do not depend on the number of threads).
-std::vector<std::pair<size_t, size_t>> tile_runs(const TileGrid& grid, size_t max_run = 8);
+constexpr size_t kMaxTileRun = 8;
+std::vector<std::pair<size_t, size_t>> tile_runs(const TileGrid& grid, size_t max_run = kMaxTileRun);
 
 // A thumbnail (longer side `size` px) with the tissue contours (green, holes red) and the tiles
 // (blue outlines) drawn: RGB uint8 [3, h, w].

@@ -146,20 +146,18 @@ cv::Mat model_mask(const cv::Mat& rgb, const TissueOptions& o) {
   m.eval();
   c10::InferenceMode guard;
   auto x = torch::from_blob(rgb.data, {1, rgb.rows, rgb.cols, 3}, at::kByte).permute({0, 3, 1, 2}).to(at::kFloat).div(255);
-  at::Tensor y;
+  c10::IValue out;
+  const std::string failed = "tissue: the model '" + o.model + "' failed on a [1, 3, " + std::to_string(rgb.rows) +
+                             ", " + std::to_string(rgb.cols) + "] input: ";
   try {
-    auto out = m.forward({x});
-    MEDFM_CHECK_T(FormatError, out.isTensor(), "tissue: the model '", o.model, "' does not return a tensor");
-    y = out.toTensor().to(at::kFloat);
+    out = m.forward({x});
   } catch (const c10::Error& e) {
-    throw FormatError("tissue: the model '" + o.model + "' failed on a [1, 3, " + std::to_string(rgb.rows) + ", " +
-                      std::to_string(rgb.cols) + "] input: " + e.what_without_backtrace());
-  } catch (const Error&) {
-    throw;
+    throw FormatError(failed + e.what_without_backtrace());
   } catch (const std::exception& e) {  // torch::jit::JITException: a `raise` in the scripted model
-    throw FormatError("tissue: the model '" + o.model + "' raised on a [1, 3, " + std::to_string(rgb.rows) + ", " +
-                      std::to_string(rgb.cols) + "] input: " + e.what());
+    throw FormatError(failed + e.what());
   }
+  MEDFM_CHECK_T(FormatError, out.isTensor(), "tissue: the model '", o.model, "' does not return a tensor");
+  const at::Tensor y = out.toTensor().to(at::kFloat);
   MEDFM_CHECK_T(FormatError, y.dim() == 4 && y.size(0) == 1 && y.size(1) >= 1, "tissue: the model '", o.model,
                 "' returned ", y.sizes(), ", not [1, C, h, w]");
   auto tissue = (y.size(1) == 1 ? y[0][0].gt(o.model_threshold) : y[0].argmax(0).ne(0)).to(at::kByte).mul(255);

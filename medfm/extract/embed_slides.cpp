@@ -172,22 +172,23 @@ size_t prefetch_tiles(double mem_budget_mb, const io::Slide& slide, const data::
                 " MiB must not be negative");
   const size_t bs = static_cast<size_t>(std::max(1, batch_size));
   if (mem_budget_mb == 0) return 4 * bs;
-  constexpr size_t max_run = 8;  // data::tile_runs' default
-  const double lds = slide.levels()[slide.best_level_for_downsample(std::max(1.0, grid.tile_level0 / grid.tile))].downsample;
+  const double max_run = static_cast<double>(data::kMaxTileRun);
+  const int w = std::max(1, workers);
+  const double lds = slide.levels()[data::tile_read_level(slide, grid.tile_level0, grid.tile)].downsample;
   const double tw = std::ceil(grid.tile_level0 / lds) + 1;  // a tile's side at the level read
   const double sample = 3.0 * input_size * input_size * 4;  // a preprocessed float tile
   // A run in flight: the region (RGBA from the reader, RGB), its uint8 tiles and their float copies.
   const double run = max_run * tw * tw * 7 + max_run * (3.0 * grid.tile * grid.tile * (1 + 4) + 2 * sample);
   // Runs in flight; the loop's own tiles: a batch being gathered (up to a batch and a run) and the
   // stacked copy the model gets.
-  const double fixed = std::max(1, workers) * run + (2.0 * bs + max_run) * sample;
+  const double fixed = w * run + (2.0 * bs + max_run) * sample;
   // A worker starts a run while fewer than the window wait, so up to a run per worker more arrive.
   const double budget = mem_budget_mb * 1024 * 1024;
-  const double room = std::floor((budget - fixed) / sample) - static_cast<double>(max_run) * std::max(1, workers);
-  const double need_mb = (fixed + (bs + max_run * std::max(1, workers)) * sample) / (1024 * 1024);
+  const double room = std::floor((budget - fixed) / sample) - max_run * w;
+  const double need_mb = (fixed + (bs + max_run * w) * sample) / (1024 * 1024);
   MEDFM_CHECK_T(ConfigError, room >= static_cast<double>(bs), "slides: mem_budget ", mem_budget_mb,
-                " MiB cannot hold a batch of ", bs, " tiles with ", std::max(1, workers), " readers; at least ",
-                std::ceil(need_mb), " MiB (or a smaller batch)");
+                " MiB cannot hold a batch of ", bs, " tiles with ", w, " readers; at least ", std::ceil(need_mb),
+                " MiB (or a smaller batch)");
   return static_cast<size_t>(room);
 }
 

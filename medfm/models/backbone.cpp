@@ -15,7 +15,6 @@ namespace {
 
 class VitBackbone : public Backbone {
  public:
-  using Backbone::forward;
   VitBackbone(std::string name, Vit vit) : name_(std::move(name)), vit_(std::move(vit)) { vit_->eval(); }
   at::Tensor forward(const at::Tensor& images) override { return vit_->embed(images); }
   void to(c10::Device device) override { vit_->to(device); }

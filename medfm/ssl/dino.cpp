@@ -51,8 +51,6 @@ void DinoHeadImpl::reset() {
   last_layer = register_module("last_layer", WeightNormLinear(o_.bottleneck_dim, o_.out_dim, !o_.norm_last_layer));
 }
 
-torch::Tensor DinoHeadImpl::mlp_forward(const torch::Tensor& x) { return mlp->forward(x); }
-
 torch::Tensor DinoHeadImpl::forward(const torch::Tensor& x) {
   return last_layer->forward(
       torch::nn::functional::normalize(mlp->forward(x), torch::nn::functional::NormalizeFuncOptions().dim(-1).p(2)));

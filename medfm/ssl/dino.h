@@ -43,7 +43,6 @@ class DinoHeadImpl : public torch::nn::Cloneable<DinoHeadImpl> {
   explicit DinoHeadImpl(const DinoHeadOptions& o);
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x);  // [N,in_dim] -> [N,out_dim]
-  torch::Tensor mlp_forward(const torch::Tensor& x);  // [N,in_dim] -> [N,bottleneck] (before the L2 norm)
   torch::nn::Sequential mlp{nullptr};
   WeightNormLinear last_layer{nullptr};
   const DinoHeadOptions& options() const { return o_; }
