@@ -70,7 +70,9 @@ Image image2d_read(const std::string& path, const ReadOptions&) {
     default: throw FormatError("image: '" + path + "' has " + std::to_string(m.channels()) + " channels");
   }
   if (!c.isContinuous()) c = c.clone();
-  auto t = torch::from_blob(c.data, {c.rows, c.cols, c.channels()}, st).permute({2, 0, 1}).contiguous();  // HWC -> CHW
+  // HWC -> CHW, always copied out of the Mat: for one channel the permuted view already counts as
+  // contiguous, and contiguous() would return a tensor over the Mat's memory, freed on return.
+  auto t = torch::from_blob(c.data, {c.rows, c.cols, c.channels()}, st).permute({2, 0, 1}).clone(at::MemoryFormat::Contiguous);
   t = widen_unsigned(t, img.stored_dtype);
   img.pixels = t;
   return img;
