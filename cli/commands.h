@@ -11,5 +11,7 @@ void add_info_command(CLI::App& app, int* rc);
 void add_region_command(CLI::App& app, int* rc);
 void add_tile_command(CLI::App& app, int* rc);
 void add_heatmap_command(CLI::App& app, int* rc);
+void add_pretrain_command(CLI::App& app, int* rc);
+void add_export_command(CLI::App& app, int* rc);
 
 }  // namespace medfm::cli

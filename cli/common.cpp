@@ -85,7 +85,8 @@ void resolve_config(Config& cfg, RuntimeOptions& rt, const KeyFlags& flags) {
   if (!rt.config_file.empty()) cfg.apply_file(rt.config_file);
   for (const auto& s : rt.sets) cfg.apply_set(s);
   flags.apply(cfg);
-  auto logger = spdlog::stderr_color_mt("medfm");
+  auto logger = spdlog::get("medfm");  // a command may resolve its config more than once
+  if (!logger) logger = spdlog::stderr_color_mt("medfm");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   auto level = spdlog::level::from_str(rt.log_level);
@@ -99,23 +100,24 @@ ProgressBar::ProgressBar(std::string label, std::string unit)
     : label_(std::move(label)), unit_(std::move(unit)), start_(std::chrono::steady_clock::now()),
       last_(start_), tty_(::isatty(STDERR_FILENO)) {}
 
-void ProgressBar::update(int64_t done, int64_t total) {
+void ProgressBar::update(int64_t done, int64_t total, const std::string& note) {
   auto now = std::chrono::steady_clock::now();
   const bool final = done >= total;
   if (!final && std::chrono::duration<double>(now - last_).count() < (tty_ ? 0.1 : 5.0)) return;
   last_ = now;
   last_done_ = done;
   const double secs = std::chrono::duration<double>(now - start_).count();
-  const double rate = secs > 0 ? done / secs : 0;
+  const double rate = secs > 0 ? (done - base_) / secs : 0;
   const int64_t eta = rate > 0 ? static_cast<int64_t>((total - done) / rate) : 0;
   const int width = 30;
   const int fill = total > 0 ? static_cast<int>(width * done / total) : width;
   std::string bar(fill, '=');
   if (fill < width) bar += '>' + std::string(width - fill - 1, ' ');
-  char line[256];
-  std::snprintf(line, sizeof line, "%s [%s] %lld/%lld  %.1f %s/s  ETA %lld:%02lld", label_.c_str(), bar.c_str(),
+  char line[384];
+  std::snprintf(line, sizeof line, "%s [%s] %lld/%lld  %.1f %s/s  ETA %lld:%02lld%s%s", label_.c_str(), bar.c_str(),
                 static_cast<long long>(done), static_cast<long long>(total), rate, unit_.c_str(),
-                static_cast<long long>(eta / 60), static_cast<long long>(eta % 60));
+                static_cast<long long>(eta / 60), static_cast<long long>(eta % 60), note.empty() ? "" : "  ",
+                note.c_str());
   std::cerr << (tty_ ? "\r" : "") << line << (tty_ ? "" : "\n") << std::flush;
 }
 

@@ -70,7 +70,10 @@ void resolve_config(Config& cfg, RuntimeOptions& rt, const KeyFlags& flags);
 class ProgressBar {
  public:
   ProgressBar(std::string label, std::string unit);
-  void update(int64_t done, int64_t total);
+  // note: shown after the ETA (e.g. "loss 4.21  38 img/s").
+  void update(int64_t done, int64_t total, const std::string& note = "");
+  // Work already done before this process (a resumed run): not counted in the rate.
+  void set_base(int64_t done) { base_ = done; }
   void finish();
 
  private:
@@ -78,6 +81,7 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_, last_;
   bool tty_;
   int64_t last_done_ = -1;
+  int64_t base_ = 0;
 };
 
 // Provenance common to every output: versions, resolved config (TOML), creation time (UTC).

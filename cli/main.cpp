@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   medfm::cli::add_demo_command(app, &rc);
   medfm::cli::add_tile_command(app, &rc);
   medfm::cli::add_heatmap_command(app, &rc);
+  medfm::cli::add_pretrain_command(app, &rc);
+  medfm::cli::add_export_command(app, &rc);
 #endif
 #ifdef MEDFM_HAVE_OPENCV
   medfm::cli::add_region_command(app, &rc);

@@ -8,15 +8,11 @@
 
 namespace medfm::data {
 
-at::Tensor resize_shorter(const at::Tensor& img, int size, const std::string& interpolation) {
+at::Tensor resize_to(const at::Tensor& img, int64_t h, int64_t w, const std::string& interpolation) {
   MEDFM_CHECK(img.dim() == 3, "resize: expected [C,H,W], got ", img.sizes());
-  const int64_t h = img.size(1), w = img.size(2);
-  const int64_t s = std::min(h, w), l = std::max(h, w);
-  if (s == size) return img;
-  const int64_t new_l = static_cast<int64_t>(static_cast<double>(size) * l / s);
-  const int64_t nh = h <= w ? size : new_l, nw = h <= w ? new_l : size;
+  if (img.size(1) == h && img.size(2) == w) return img;
   auto x = img.unsqueeze(0);
-  std::vector<int64_t> out{nh, nw};
+  std::vector<int64_t> out{h, w};
   if (interpolation == "bicubic") {
     x = at::_upsample_bicubic2d_aa(x, at::IntArrayRef(out), false, c10::optional<at::ArrayRef<double>>());
   } else if (interpolation == "bilinear") {
@@ -25,6 +21,15 @@ at::Tensor resize_shorter(const at::Tensor& img, int size, const std::string& in
     throw ConfigError("resize: unknown interpolation '" + interpolation + "' (bicubic or bilinear)");
   }
   return x.squeeze(0);
+}
+
+at::Tensor resize_shorter(const at::Tensor& img, int size, const std::string& interpolation) {
+  MEDFM_CHECK(img.dim() == 3, "resize: expected [C,H,W], got ", img.sizes());
+  const int64_t h = img.size(1), w = img.size(2);
+  const int64_t s = std::min(h, w), l = std::max(h, w);
+  if (s == size) return img;
+  const int64_t new_l = static_cast<int64_t>(static_cast<double>(size) * l / s);
+  return resize_to(img, h <= w ? size : new_l, h <= w ? new_l : size, interpolation);
 }
 
 at::Tensor center_crop(const at::Tensor& img, int size) {

@@ -6,6 +6,8 @@
 
 namespace medfm::data {
 
+// [C,H,W] -> [C,h,w], antialiased "bicubic" or "bilinear", align_corners=false, no clamping.
+at::Tensor resize_to(const at::Tensor& img, int64_t h, int64_t w, const std::string& interpolation);
 // Shorter side -> size (longer side int(size * long / short)), antialiased bicubic or bilinear,
 // align_corners=false; no clamping (as torchvision.transforms.functional.resize on float tensors).
 at::Tensor resize_shorter(const at::Tensor& img, int size, const std::string& interpolation);

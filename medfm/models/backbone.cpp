@@ -4,11 +4,14 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "medfm/core/config.h"
 #include "medfm/core/error.h"
 #include "medfm/core/hash.h"
+#include "medfm/core/safetensors.h"
 
 namespace medfm::models {
 namespace {
@@ -104,10 +107,49 @@ PreprocessSpec resolve_preprocess(const PreprocessSpec& base, const ModelSpec& s
   return p;
 }
 
-LoadedBackbone load_backbone(const ModelSpec& spec) {
+namespace {
+
+// model.name left empty: the architecture and preprocessing a medfm export recorded in the weights'
+// __metadata__ (medfm.model, medfm.overrides, medfm.preprocess), else the default model.
+ModelSpec resolve_model_name(const ModelSpec& spec, std::optional<PreprocessSpec>* recorded) {
+  ModelSpec s = spec;
+  if (!s.name.empty()) return s;
+  const auto& w = s.weights;
+  if (s.torchscript.empty() && w.size() > 12 && w.compare(w.size() - 12, 12, ".safetensors") == 0 &&
+      std::filesystem::is_regular_file(w)) {
+    const auto meta = SafeTensors::open(w).metadata();
+    auto it = meta.find("medfm.model");
+    if (it != meta.end()) {
+      s.name = it->second;
+      std::vector<std::string> ov;
+      if (meta.count("medfm.overrides")) ov = nlohmann::json::parse(meta.at("medfm.overrides")).get<std::vector<std::string>>();
+      ov.insert(ov.end(), spec.overrides.begin(), spec.overrides.end());  // the user's come last and win
+      s.overrides = ov;
+      if (meta.count("medfm.preprocess")) {
+        const auto j = nlohmann::json::parse(meta.at("medfm.preprocess"));
+        PreprocessSpec p = find_model(s.name).preprocess;
+        p.resize_size = j.at("resize").get<int>();
+        p.input_size = j.at("crop").get<int>();
+        p.interpolation = j.at("interpolation").get<std::string>();
+        p.mean = j.at("mean").get<std::array<double, 3>>();
+        p.std = j.at("std").get<std::array<double, 3>>();
+        p.intensity = j.at("intensity").get<std::string>();
+        *recorded = p;
+      }
+    }
+  }
+  if (s.name.empty()) s.name = kDefaultModel;
+  return s;
+}
+
+}  // namespace
+
+LoadedBackbone load_backbone(const ModelSpec& given) {
   LoadedBackbone out;
+  std::optional<PreprocessSpec> recorded;
+  const ModelSpec spec = resolve_model_name(given, &recorded);
   const auto& entry = find_model(spec.name);
-  out.preprocess = resolve_preprocess(entry.preprocess, spec);
+  out.preprocess = resolve_preprocess(recorded ? *recorded : entry.preprocess, spec);
   auto& prov = out.provenance;
   if (!spec.torchscript.empty()) {
     out.backbone = load_torchscript_backbone(spec.torchscript);

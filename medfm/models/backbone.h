@@ -50,8 +50,12 @@ std::unique_ptr<Backbone> load_torchscript_backbone(const std::string& path);
 
 // What to load. Defaults are the library's; bind() exposes every field as a config key
 // (model.*, preprocess.*), so a config file, --set and command-line flags all reach it.
+inline constexpr const char* kDefaultModel = "vit_small_patch16_224";
+
 struct ModelSpec {
-  std::string name = "vit_small_patch16_224";  // registry entry
+  // Registry entry. Empty: the one a medfm export recorded in the weights' metadata (with its
+  // overrides and preprocessing), else kDefaultModel.
+  std::string name;
   std::string weights;                          // .safetensors; empty: seeded random init
   std::string torchscript;                      // a TorchScript backbone instead of a registry model
   std::string layout = "auto";                  // weights layout (checkpoint.h)

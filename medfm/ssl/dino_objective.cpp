@@ -72,4 +72,21 @@ void DinoObjective::after_backward(int64_t step) {
 
 void DinoObjective::after_step(int64_t step) { ema_update(*teacher_, *student_, o_.momentum[step]); }
 
+std::vector<std::pair<std::string, torch::Tensor>> DinoObjective::state() {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  train::add_module_state(out, "student.", *student_);
+  train::add_module_state(out, "teacher.", *teacher_);
+  out.emplace_back("dino.center", loss_.center());
+  return out;
+}
+
+void DinoObjective::load_state(const std::map<std::string, torch::Tensor>& state) {
+  train::load_module_state(*student_, "student.", state);
+  train::load_module_state(*teacher_, "teacher.", state);
+  auto it = state.find("dino.center");
+  MEDFM_CHECK(it != state.end() && it->second.sizes() == loss_.center().sizes(),
+              "checkpoint: no DINO centre of the head's size (", loss_.center().sizes(), ")");
+  loss_.set_center(it->second);
+}
+
 }  // namespace medfm::ssl

@@ -47,6 +47,9 @@ class DinoObjective : public train::Objective {
   train::StepLoss loss(const train::Views& views, int64_t step) override;
   void after_backward(int64_t step) override;
   void after_step(int64_t step) override;
+  std::vector<std::pair<std::string, torch::Tensor>> state() override;  // student.*, teacher.*, dino.center
+  void load_state(const std::map<std::string, torch::Tensor>& state) override;
+  models::Vit export_backbone() override { return teacher_->backbone; }
   DinoStudent& student() { return student_; }
   DinoStudent& teacher() { return teacher_; }
   DinoLoss& dino_loss() { return loss_; }

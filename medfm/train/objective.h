@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "medfm/models/vit.h"
 #include "medfm/train/optim.h"
 
 namespace medfm::train {
@@ -38,6 +39,21 @@ class Objective {
   virtual void after_backward(int64_t step) {}
   // After the optimiser step (e.g. the EMA teacher).
   virtual void after_step(int64_t step) {}
+  // Everything besides the optimiser that a checkpoint holds to resume bit-exactly: parameters and
+  // buffers of every module the method owns (student, teacher, heads) and its running state (DINO's
+  // centre), by name. load_state takes the same names back (Error naming a missing or mis-shaped one).
+  virtual std::vector<std::pair<std::string, torch::Tensor>> state() = 0;
+  virtual void load_state(const std::map<std::string, torch::Tensor>& state) = 0;
+  // The backbone a run exports (DINO / iBOT / DINOv2: the teacher's, as their evaluations use;
+  // MAE, SimCLR: the encoder).
+  virtual models::Vit export_backbone() = 0;
 };
+
+// Appends a module's parameters and buffers as prefix + name.
+void add_module_state(std::vector<std::pair<std::string, torch::Tensor>>& out, const std::string& prefix,
+                      const torch::nn::Module& module);
+// Copies prefix + name tensors of `state` into the module's parameters and buffers (no autograd).
+void load_module_state(torch::nn::Module& module, const std::string& prefix,
+                       const std::map<std::string, torch::Tensor>& state);
 
 }  // namespace medfm::train

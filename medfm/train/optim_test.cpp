@@ -9,6 +9,7 @@
 
 #include "medfm/core/error.h"
 #include "medfm/models/vit.h"
+#include "medfm/train/checkpoint.h"
 #include "medfm/train/trainer.h"
 
 namespace medfm::train {
@@ -73,8 +74,92 @@ class NanObjective : public Objective {
     auto l = lin->forward(v.crops[0]).sum() * std::numeric_limits<float>::quiet_NaN();
     return {l, {{"part", 1.5}}};
   }
+  std::vector<std::pair<std::string, torch::Tensor>> state() override { return {}; }
+  void load_state(const std::map<std::string, torch::Tensor>&) override {}
+  models::Vit export_backbone() override { return models::Vit(nullptr); }
   torch::nn::Linear lin;
 };
+
+// Least squares on a linear layer: enough to check accumulation and checkpoints exactly.
+class LinObjective : public Objective {
+ public:
+  LinObjective() : lin(4, 2) {}
+  std::string name() const override { return "lin"; }
+  std::vector<ParamGroup> param_groups() override { return weight_decay_groups(*lin, {}); }
+  torch::nn::Module& trained() override { return *lin; }
+  StepLoss loss(const Views& v, int64_t) override {
+    auto l = (lin->forward(v.crops[0]) - v.crops[1]).pow(2).mean();
+    return {l, {{"mse", l.item<double>()}}};
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> state() override {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    add_module_state(out, "lin.", *lin);
+    return out;
+  }
+  void load_state(const std::map<std::string, torch::Tensor>& s) override { load_module_state(*lin, "lin.", s); }
+  models::Vit export_backbone() override { return models::Vit(nullptr); }
+  torch::nn::Linear lin;
+};
+
+TrainerOptions lin_options() {
+  TrainerOptions o;
+  o.lr = Schedule::cosine(0.05, 0.001, 10, 2);
+  o.weight_decay = Schedule::cosine(0.04, 0.4, 10);
+  o.clip_mode = "global";
+  o.clip_grad = 1.0;
+  return o;
+}
+
+Views lin_batch(int64_t step) {
+  torch::manual_seed(100 + static_cast<uint64_t>(step));
+  auto x = torch::randn({8, 4});
+  return Views{{x, x.matmul(torch::ones({4, 2})) + 0.1}};
+}
+
+TEST(Trainer, AccumulationEqualsTheWholeBatch) {
+  torch::manual_seed(3);
+  LinObjective a;
+  LinObjective b;
+  {
+    torch::NoGradGuard ng;
+    b.lin->weight.copy_(a.lin->weight);
+    b.lin->bias.copy_(a.lin->bias);
+  }
+  Trainer ta(a, lin_options()), tb(b, lin_options());
+  for (int64_t s = 0; s < 3; ++s) {
+    auto v = lin_batch(s);
+    ta.step(v);
+    Views h1{{v.crops[0].narrow(0, 0, 4), v.crops[1].narrow(0, 0, 4)}};
+    Views h2{{v.crops[0].narrow(0, 4, 4), v.crops[1].narrow(0, 4, 4)}};
+    tb.step(std::vector<Views>{h1, h2});
+  }
+  EXPECT_LT((a.lin->weight - b.lin->weight).abs().max().item<double>(), 1e-6);
+}
+
+TEST(Trainer, CheckpointResumesBitExactly) {
+  const std::string path = ::testing::TempDir() + "/medfm_lin_ckpt.safetensors";
+  torch::manual_seed(5);
+  LinObjective a;
+  Trainer ta(a, lin_options());
+  for (int64_t s = 0; s < 3; ++s) ta.step(lin_batch(s));
+  save_train_checkpoint(path, a, ta, {{"note", "x"}});
+  std::vector<double> want;
+  for (int64_t s = 3; s < 6; ++s) want.push_back(ta.step(lin_batch(s)).loss);
+
+  torch::manual_seed(99);  // other initial weights: the checkpoint must replace them
+  LinObjective b;
+  Trainer tb(b, lin_options());
+  auto info = load_train_checkpoint(path, b, tb);
+  EXPECT_EQ(info.step, 3);
+  EXPECT_EQ(info.metadata["note"], "x");
+  EXPECT_EQ(tb.steps_done(), 3);
+  for (int64_t s = 3; s < 6; ++s) EXPECT_EQ(tb.step(lin_batch(s)).loss, want[static_cast<size_t>(s - 3)]) << s;
+  EXPECT_TRUE(torch::equal(a.lin->weight, b.lin->weight));
+
+  NanObjective other;
+  Trainer to(other, lin_options());
+  EXPECT_THROW(load_train_checkpoint(path, other, to), Error);  // another method's checkpoint
+}
 
 TEST(Trainer, NonFiniteLossStopsNamingStepAndTerms) {
   NanObjective obj;
@@ -83,7 +168,7 @@ TEST(Trainer, NonFiniteLossStopsNamingStepAndTerms) {
   o.weight_decay = Schedule::constant(0.0, 5);
   Trainer t(obj, o);
   try {
-    t.step({{torch::ones({3, 2})}});
+    t.step(Views{{torch::ones({3, 2})}});
     FAIL() << "a NaN loss was accepted";
   } catch (const Error& e) {
     const std::string m = e.what();

@@ -26,23 +26,34 @@ Trainer::Trainer(Objective& objective, TrainerOptions options) : obj_(objective)
   opt_ = make_adamw(groups_);
 }
 
-StepResult Trainer::step(const Views& views) {
+StepResult Trainer::step(const Views& views) { return step(std::vector<Views>{views}); }
+
+StepResult Trainer::step(const std::vector<Views>& micro) {
+  MEDFM_CHECK(!micro.empty(), "train: a step needs at least one batch");
   StepResult r;
   r.step = step_;
   r.lr = o_.lr[step_];
   r.weight_decay = o_.weight_decay[step_];
   set_lr_wd(*opt_, groups_, r.lr, r.weight_decay);
   opt_->zero_grad();
-  auto out = obj_.loss(views, step_);
-  r.loss = out.loss.item<double>();
-  r.terms = out.terms;
-  if (!std::isfinite(r.loss)) {
-    std::ostringstream ss;
-    for (const auto& [k, v] : r.terms) ss << " " << k << "=" << v;
-    throw Error("train: " + obj_.name() + " loss is " + std::to_string(r.loss) + " at step " + std::to_string(step_) +
-                " (terms:" + ss.str() + "); lower the learning rate or check the data");
+  const double scale = 1.0 / static_cast<double>(micro.size());
+  for (const auto& views : micro) {
+    StepLoss out;
+    {
+      models::AutocastGuard autocast(o_.precision, o_.device);
+      out = obj_.loss(views, step_);
+    }
+    const double value = out.loss.item<double>();
+    if (!std::isfinite(value)) {
+      std::ostringstream ss;
+      for (const auto& [k, v] : out.terms) ss << " " << k << "=" << v;
+      throw Error("train: " + obj_.name() + " loss is " + std::to_string(value) + " at step " + std::to_string(step_) +
+                  " (terms:" + ss.str() + "); lower the learning rate or check the data");
+    }
+    r.loss += value * scale;
+    for (const auto& [k, v] : out.terms) r.terms[k] += v * scale;
+    (micro.size() == 1 ? out.loss : out.loss * scale).backward();
   }
-  out.loss.backward();
   if (o_.clip_mode == "per_param") clip_gradients_per_param(obj_.trained(), o_.clip_grad);
   else if (o_.clip_mode == "global") torch::nn::utils::clip_grad_norm_(obj_.trained().parameters(), o_.clip_grad);
   obj_.after_backward(step_);

@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "medfm/models/precision.h"
 #include "medfm/train/objective.h"
 #include "medfm/train/schedule.h"
 
@@ -18,6 +19,10 @@ struct TrainerOptions {
   // (DINOv2 / MAE: the norm over all parameters), "none".
   std::string clip_mode = "per_param";
   double clip_grad = 3.0;
+  // bf16 / fp16 autocast around the method's forward passes and loss (fp32 weights, optimiser and
+  // gradients); fp16 only on CUDA.
+  models::Precision precision = models::Precision::FP32;
+  c10::Device device = c10::Device(c10::kCPU);
 };
 
 struct StepResult {
@@ -30,7 +35,11 @@ class Trainer {
  public:
   Trainer(Objective& objective, TrainerOptions options);
   StepResult step(const Views& views);  // throws Error on a non-finite loss
+  // Gradient accumulation: one optimiser step over several micro-batches, each loss scaled by
+  // 1 / n (the reported loss and terms are the means).
+  StepResult step(const std::vector<Views>& micro_batches);
   int64_t steps_done() const { return step_; }
+  void set_steps_done(int64_t step) { step_ = step; }  // after loading a checkpoint
   torch::optim::AdamW& optimizer() { return *opt_; }
 
  private:

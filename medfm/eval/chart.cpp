@@ -1,0 +1,116 @@
+#include "medfm/eval/chart.h"
+
+#include <torch/torch.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "medfm/core/error.h"
+#include "medfm/io/image2d.h"
+
+namespace medfm::eval {
+
+namespace {
+
+// Round tick values covering [lo, hi]: steps of 1, 2 or 5 x 10^k, about n of them.
+std::vector<double> ticks(double lo, double hi, int n) {
+  const double span = hi - lo;
+  if (!(span > 0)) return {lo};
+  const double raw = span / n, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
+  std::vector<double> t;
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) t.push_back(std::abs(v) < step * 1e-9 ? 0 : v);
+  return t;
+}
+
+std::string label(double v) {
+  char buf[32];
+  if (v != 0 && (std::abs(v) >= 1e5 || std::abs(v) < 1e-3)) std::snprintf(buf, sizeof buf, "%.0e", v);
+  else std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+const cv::Scalar kColours[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}, {140, 86, 75}};
+
+}  // namespace
+
+std::vector<double> moving_average(const std::vector<double>& v, size_t w) {
+  std::vector<double> out(v.size());
+  double sum = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    sum += v[i], ++n;
+    if (n > w) sum -= v[i - w], --n;
+    out[i] = sum / static_cast<double>(n);
+  }
+  return out;
+}
+
+void write_line_chart(const std::string& path, const std::vector<Series>& series, const ChartOptions& o) {
+  auto ty = [&](double y) { return o.log_y ? (y > 0 ? std::log10(y) : NAN) : y; };
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (const auto& s : series)
+    for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
+      const double x = s.x[i], y = ty(s.y[i]);
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+    }
+  MEDFM_CHECK(std::isfinite(x0) && std::isfinite(y0), "chart: nothing to draw for ", path);
+  if (x1 == x0) x1 = x0 + 1;
+  if (y1 == y0) y0 -= 0.5, y1 += 0.5;
+  const double pad = (y1 - y0) * 0.05;
+  y0 -= pad, y1 += pad;
+  const int W = o.width, H = o.height, L = 80, R = 20, T = 50, B = 60;
+  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+  auto px = [&](double x) { return L + static_cast<int>(std::lround((x - x0) / (x1 - x0) * (W - L - R))); };
+  auto py = [&](double y) { return H - B - static_cast<int>(std::lround((y - y0) / (y1 - y0) * (H - T - B))); };
+  const cv::Scalar grid(225, 225, 225), ink(40, 40, 40);
+  const int font = cv::FONT_HERSHEY_SIMPLEX;
+  for (double t : ticks(x0, x1, 8)) {
+    cv::line(img, {px(t), T}, {px(t), H - B}, grid, 1);
+    cv::putText(img, label(t), {px(t) - 12, H - B + 18}, font, 0.4, ink, 1, cv::LINE_AA);
+  }
+  for (double t : ticks(y0, y1, 6)) {
+    cv::line(img, {L, py(t)}, {W - R, py(t)}, grid, 1);
+    cv::putText(img, label(o.log_y ? std::pow(10.0, t) : t), {4, py(t) + 4}, font, 0.4, ink, 1, cv::LINE_AA);
+  }
+  cv::rectangle(img, {L, T}, {W - R, H - B}, ink, 1);
+  for (size_t k = 0; k < series.size(); ++k) {
+    const auto& s = series[k];
+    const cv::Scalar c = kColours[k % 6];
+    std::vector<cv::Point> pts;
+    auto flush = [&] {
+      if (pts.size() > 1) cv::polylines(img, pts, false, c, 2, cv::LINE_AA);
+      else if (pts.size() == 1) cv::circle(img, pts[0], 3, c, cv::FILLED, cv::LINE_AA);
+      pts.clear();
+    };
+    for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
+      const double y = ty(s.y[i]);
+      if (!std::isfinite(s.x[i]) || !std::isfinite(y)) {
+        flush();
+        continue;
+      }
+      pts.emplace_back(px(s.x[i]), py(y));
+    }
+    flush();
+    const int ly = T + 18 + 18 * static_cast<int>(k);
+    cv::line(img, {W - R - 170, ly - 4}, {W - R - 145, ly - 4}, c, 2, cv::LINE_AA);
+    cv::putText(img, s.name, {W - R - 140, ly}, font, 0.45, ink, 1, cv::LINE_AA);
+  }
+  cv::putText(img, o.title, {L, 22}, font, 0.6, ink, 1, cv::LINE_AA);
+  cv::putText(img, o.x_label, {L + (W - L - R) / 2 - 20, H - 18}, font, 0.5, ink, 1, cv::LINE_AA);
+  cv::putText(img, o.y_label + (o.log_y ? " (log)" : ""), {L, T - 6}, font, 0.45, ink, 1, cv::LINE_AA);
+  // The colours above are RGB triples and the Mat's channels are taken as R, G, B (no BGR here).
+  auto hwc = torch::from_blob(img.data, {H, W, 3}, torch::kUInt8);
+  io::write_png(path, hwc.permute({2, 0, 1}).contiguous());
+}
+
+}  // namespace medfm::eval

@@ -1,0 +1,492 @@
+#include "medfm/extract/pretrain.h"
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <numeric>
+#include <sstream>
+#include <thread>
+
+#include "medfm/core/atomic_file.h"
+#include "medfm/core/config.h"
+#include "medfm/core/error.h"
+#include "medfm/core/safetensors.h"
+#include "medfm/eval/chart.h"
+#include "medfm/models/checkpoint.h"
+#include "medfm/ssl/dino_objective.h"
+#include "medfm/ssl/simclr_objective.h"
+#include "medfm/train/checkpoint.h"
+#include "medfm/train/trainer.h"
+
+namespace medfm::extract {
+
+namespace fs = std::filesystem;
+
+PretrainJob PretrainJob::defaults(const std::string& method, const std::string& preset) {
+  PretrainJob j;
+  j.method = method;
+  j.views = data::view_preset(preset);
+  if (method == "dino") return j;  // DINO / DINOv2's: 2 global + 8 local crops, per-parameter clipping
+  if (method == "mae") {           // MAE's: one crop (scale 0.2-1), flips, no colour; AdamW 0.05, no clipping
+    j.views.n_global = 1, j.views.n_local = 0;
+    j.views.global_scale = {0.2, 1.0};
+    j.views.jitter_p = 0, j.views.grayscale_p = 0, j.views.hed_p = 0;
+    j.views.blur_p = {0, 0, 0}, j.views.solarize_p = {0, 0, 0};
+    j.train.blr = 1.5e-4;
+    j.train.weight_decay = j.train.weight_decay_end = 0.05;
+    j.train.clip_mode = "none";
+    return j;
+  }
+  if (method == "simclr") {  // SimCLR's: two views, strong colour jitter, blur, no local crops
+    j.views.n_global = 2, j.views.n_local = 0;
+    j.views.global_scale = {0.08, 1.0};
+    if (preset == "natural") j.views.brightness = j.views.contrast = j.views.saturation = 0.8, j.views.hue = 0.2;
+    j.views.blur_p = {0.5, 0.5, 0.5}, j.views.solarize_p = {0, 0, 0};
+    j.train.blr = 3e-4;
+    j.train.weight_decay = j.train.weight_decay_end = 1e-4;
+    j.train.clip_mode = "global";
+    return j;
+  }
+  throw ConfigError("method: '" + method + "' is not dino, mae or simclr");
+}
+
+void PretrainJob::bind(Config& cfg) {
+  cfg.bind("method", method, "dino | mae | simclr");
+  cfg.bind("out", out, "run directory");
+  model.bind(cfg);
+  cfg.bind("model.img_size", img_size, "the encoder's native input size (0: views.global_size)");
+  data.bind(cfg);
+  views.bind(cfg);
+  auto& t = train;
+  cfg.bind("train.max_steps", t.max_steps, "optimiser steps: the schedules' length");
+  cfg.bind("train.max_minutes", t.max_minutes, "> 0: stop after this many minutes (checkpoint written)");
+  cfg.bind("train.stop_after", t.stop_after, "> 0: stop after this many steps of the schedule (resume later)");
+  cfg.bind("train.batch_size", t.batch_size, "images per step, all processes together");
+  cfg.bind("train.accumulate", t.accumulate, "micro-batches per step (gradient accumulation)");
+  cfg.bind("train.blr", t.blr, "base learning rate per 256 images (lr = blr * batch_size / 256)");
+  cfg.bind("train.min_lr", t.min_lr, "learning rate at the end of the cosine");
+  cfg.bind("train.warmup_steps", t.warmup_steps, "linear learning-rate warm-up steps");
+  cfg.bind("train.weight_decay", t.weight_decay, "weight decay at the start (cosine to weight_decay_end)");
+  cfg.bind("train.weight_decay_end", t.weight_decay_end, "weight decay at the end");
+  cfg.bind("train.clip_mode", t.clip_mode, "per_param | global | none");
+  cfg.bind("train.clip_grad", t.clip_grad, "gradient norm limit");
+  cfg.bind("train.precision", t.precision, "fp32 | bf16 (autocast; fp32 weights and optimiser)");
+  cfg.bind("train.seed", t.seed, "data order, augmentations, per-step torch seeds");
+  cfg.bind("train.workers", t.workers, "loader threads");
+  cfg.bind("train.checkpoint_every", t.checkpoint_every, "steps between checkpoints (and one at the end)");
+  cfg.bind("train.keep_checkpoints", t.keep_checkpoints, "checkpoints kept (the newest)");
+  cfg.bind("dino.out_dim", dino.out_dim, "prototypes (DINO head output)");
+  cfg.bind("dino.hidden_dim", dino.hidden_dim, "head MLP width");
+  cfg.bind("dino.bottleneck_dim", dino.bottleneck_dim, "head bottleneck");
+  cfg.bind("dino.norm_last_layer", dino.norm_last_layer, "fix the last layer's weight norm to 1");
+  cfg.bind("dino.teacher_temp", dino.teacher_temp, "teacher temperature after warm-up");
+  cfg.bind("dino.warmup_teacher_temp", dino.warmup_teacher_temp, "teacher temperature at step 0");
+  cfg.bind("dino.teacher_temp_warmup_steps", dino.teacher_temp_warmup_steps, "teacher temperature warm-up steps");
+  cfg.bind("dino.momentum_teacher", dino.momentum_teacher, "teacher EMA momentum at the start (cosine to 1)");
+  cfg.bind("dino.freeze_last_layer_steps", dino.freeze_last_layer_steps, "steps the head's last layer stays frozen");
+  cfg.bind("dino.student_temp", dino.student_temp, "student temperature");
+  cfg.bind("dino.center_momentum", dino.center_momentum, "centre EMA momentum");
+  cfg.bind("mae.mask_ratio", mae.mask_ratio, "fraction of patches removed");
+  cfg.bind("mae.decoder_dim", mae.decoder_dim, "decoder width");
+  cfg.bind("mae.decoder_depth", mae.decoder_depth, "decoder blocks");
+  cfg.bind("mae.decoder_heads", mae.decoder_heads, "decoder attention heads");
+  cfg.bind("mae.norm_pix_loss", mae.norm_pix_loss, "normalise each target patch");
+  cfg.bind("simclr.hidden_dim", simclr.hidden_dim, "projection MLP width");
+  cfg.bind("simclr.out_dim", simclr.out_dim, "projection output");
+  cfg.bind("simclr.temperature", simclr.temperature, "NT-Xent temperature");
+}
+
+std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models::Vit backbone) {
+  const auto& t = job.train;
+  if (job.method == "dino") {
+    ssl::DinoOptions o;
+    o.head.out_dim = job.dino.out_dim, o.head.hidden_dim = job.dino.hidden_dim;
+    o.head.bottleneck_dim = job.dino.bottleneck_dim, o.head.norm_last_layer = job.dino.norm_last_layer;
+    o.n_global_crops = job.views.n_global, o.n_local_crops = job.views.n_local;
+    o.teacher_temp = train::Schedule::linear_warmup_then_constant(job.dino.warmup_teacher_temp, job.dino.teacher_temp,
+                                                                 job.dino.teacher_temp_warmup_steps, t.max_steps);
+    o.momentum = train::Schedule::cosine(job.dino.momentum_teacher, 1.0, t.max_steps);
+    o.freeze_last_layer_steps = job.dino.freeze_last_layer_steps;
+    o.student_temp = job.dino.student_temp, o.center_momentum = job.dino.center_momentum;
+    return std::make_unique<ssl::DinoObjective>(std::move(backbone), o);
+  }
+  if (job.method == "mae") return std::make_unique<ssl::MaeObjective>(std::move(backbone), job.mae);
+  if (job.method == "simclr") {
+    ssl::SimclrOptions o;
+    o.head.hidden_dim = job.simclr.hidden_dim, o.head.out_dim = job.simclr.out_dim;
+    o.temperature = job.simclr.temperature;
+    return std::make_unique<ssl::SimclrObjective>(std::move(backbone), o);
+  }
+  throw ConfigError("method: '" + job.method + "' is not dino, mae or simclr");
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  const fs::path dir = fs::path(run_dir) / "checkpoints";
+  std::string best;
+  int64_t best_step = -1;
+  if (!fs::is_directory(dir)) return "";
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("step_", 0) != 0 || e.path().extension() != ".safetensors") continue;
+    const int64_t s = std::atoll(n.substr(5).c_str());
+    if (s > best_step) best_step = s, best = e.path().string();
+  }
+  return best;
+}
+
+namespace {
+
+void validate(const PretrainJob& j) {
+  const auto& t = j.train;
+  MEDFM_CHECK_T(ConfigError, !j.out.empty(), "pretrain: no run directory (out / --out)");
+  MEDFM_CHECK_T(ConfigError, t.max_steps > 0, "train.max_steps: ", t.max_steps, " must be positive");
+  MEDFM_CHECK_T(ConfigError, t.max_minutes >= 0 && std::isfinite(t.max_minutes), "train.max_minutes: ", t.max_minutes,
+                " is not a duration");
+  MEDFM_CHECK_T(ConfigError, t.stop_after >= 0, "train.stop_after: ", t.stop_after, " is negative");
+  MEDFM_CHECK_T(ConfigError, t.batch_size >= 2, "train.batch_size: ", t.batch_size, " (at least 2)");
+  MEDFM_CHECK_T(ConfigError, t.accumulate >= 1 && t.batch_size % t.accumulate == 0 && t.batch_size / t.accumulate >= 2,
+                "train.accumulate: ", t.accumulate, " must divide train.batch_size ", t.batch_size,
+                " into micro-batches of at least 2");
+  MEDFM_CHECK_T(ConfigError, t.blr > 0 && t.min_lr >= 0 && t.warmup_steps >= 0 && t.warmup_steps <= t.max_steps,
+                "train: needs blr > 0, min_lr >= 0 and 0 <= warmup_steps <= max_steps");
+  MEDFM_CHECK_T(ConfigError, t.weight_decay >= 0 && t.weight_decay_end >= 0, "train: weight decay must be >= 0");
+  MEDFM_CHECK_T(ConfigError, t.workers >= 1 && t.workers <= 256, "train.workers: ", t.workers, " (1 to 256)");
+  MEDFM_CHECK_T(ConfigError, t.checkpoint_every >= 0 && t.keep_checkpoints >= 1,
+                "train: checkpoint_every >= 0 and keep_checkpoints >= 1");
+  MEDFM_CHECK_T(ConfigError, t.precision == "fp32" || t.precision == "bf16",
+                "train.precision: '", t.precision, "' (fp32 or bf16; fp16 training needs loss scaling, not built)");
+  j.views.validate();
+  if (j.method == "dino")
+    MEDFM_CHECK_T(ConfigError, j.views.n_global == 2, "views.n_global: DINO needs 2 global crops, got ", j.views.n_global);
+  if (j.method == "simclr")
+    MEDFM_CHECK_T(ConfigError, j.views.n_global == 2, "views.n_global: SimCLR needs 2 views, got ", j.views.n_global);
+}
+
+// Batches of views in step order, made ahead on loader threads.
+class ViewLoader {
+ public:
+  ViewLoader(const PretrainSource& src, const data::ViewSpec& spec, const PreprocessSpec& pre, int64_t seed, int batch,
+             int workers, int64_t first_step)
+      : src_(src), spec_(spec), pre_(pre), seed_(seed), batch_(batch), workers_(workers), next_(first_step) {
+    for (int i = 0; i < kAhead; ++i) ahead_.push_back(launch(next_ + i));
+  }
+  ~ViewLoader() {
+    for (auto& f : ahead_)
+      if (f.valid()) f.wait();
+  }
+  train::Views next() {
+    auto f = std::move(ahead_.front());
+    ahead_.pop_front();
+    ahead_.push_back(launch(next_ + kAhead));
+    ++next_;
+    return f.get();
+  }
+
+ private:
+  static constexpr int kAhead = 2;
+
+  // The epoch's order (a Fisher-Yates shuffle keyed by (seed, epoch)); a few recent ones cached,
+  // shared so that evicting one never pulls it from under a thread still reading it.
+  std::shared_ptr<const std::vector<int64_t>> perm(int64_t epoch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = perms_.find(epoch);
+    if (it != perms_.end()) return it->second;
+    if (perms_.size() > 8) perms_.erase(perms_.begin());
+    auto p = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(src_.size()));
+    std::iota(p->begin(), p->end(), 0);
+    Rng rng({static_cast<uint64_t>(seed_), 0x7065726dULL, static_cast<uint64_t>(epoch)});
+    for (size_t i = p->size(); i > 1; --i) std::swap((*p)[i - 1], (*p)[static_cast<size_t>(rng.below(static_cast<int64_t>(i)))]);
+    perms_.emplace(epoch, p);
+    return p;
+  }
+
+  std::vector<at::Tensor> sample(int64_t g) {
+    const int64_t n = src_.size(), epoch = g / n;
+    const int64_t index = (*perm(epoch))[static_cast<size_t>(g % n)];
+    Rng rng({static_cast<uint64_t>(seed_), static_cast<uint64_t>(epoch), static_cast<uint64_t>(index)});
+    return data::make_views(src_.get(index, rng), spec_, pre_.mean, pre_.std, rng);
+  }
+
+  std::future<train::Views> launch(int64_t step) {
+    return std::async(std::launch::async, [this, step] {
+      std::vector<std::vector<at::Tensor>> per(static_cast<size_t>(batch_));
+      std::vector<std::thread> threads;
+      std::exception_ptr err;
+      std::mutex err_mu;
+      for (int w = 0; w < workers_; ++w)
+        threads.emplace_back([&, w] {
+          try {
+            for (int j = w; j < batch_; j += workers_) per[static_cast<size_t>(j)] = sample(step * batch_ + j);
+          } catch (...) {
+            std::lock_guard<std::mutex> l(err_mu);
+            if (!err) err = std::current_exception();
+          }
+        });
+      for (auto& t : threads) t.join();
+      if (err) std::rethrow_exception(err);
+      train::Views v;
+      for (size_t k = 0; k < per[0].size(); ++k) {
+        std::vector<at::Tensor> col;
+        for (auto& s : per) col.push_back(s[k]);
+        v.crops.push_back(torch::stack(col));
+      }
+      return v;
+    });
+  }
+
+  const PretrainSource& src_;
+  data::ViewSpec spec_;
+  PreprocessSpec pre_;
+  int64_t seed_;
+  int batch_, workers_;
+  int64_t next_;
+  std::deque<std::future<train::Views>> ahead_;
+  std::mutex mu_;
+  std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> perms_;
+};
+
+std::vector<train::Views> split_micro(const train::Views& v, int n) {
+  if (n == 1) return {v};
+  std::vector<train::Views> out(static_cast<size_t>(n));
+  for (const auto& c : v.crops) {
+    auto parts = c.chunk(n, 0);
+    for (int i = 0; i < n; ++i) out[static_cast<size_t>(i)].crops.push_back(parts[static_cast<size_t>(i)]);
+  }
+  return out;
+}
+
+// metrics.jsonl lines of steps before `step` (a resume rewrites the file without the rest).
+std::vector<nlohmann::json> read_metrics(const std::string& path, int64_t before_step) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty()) continue;
+    try {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("step", int64_t{-1}) < before_step) rows.push_back(std::move(j));
+    } catch (const nlohmann::json::exception&) {
+      break;  // a line cut by a crash: what follows is not trusted
+    }
+  }
+  return rows;
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  {
+    std::ofstream o(f.temp_path(), std::ios::binary);
+    o << text;
+    MEDFM_CHECK_T(IoError, o.good(), "pretrain: cannot write ", path);
+  }
+  f.commit();
+}
+
+void draw_loss(const std::string& path, const std::vector<nlohmann::json>& rows, const std::string& method) {
+  eval::Series raw{"loss", {}, {}}, smooth{"moving average", {}, {}};
+  for (const auto& r : rows) {
+    raw.x.push_back(r.value("step", 0.0));
+    raw.y.push_back(r.value("loss", NAN));
+  }
+  if (raw.x.empty()) return;
+  smooth.x = raw.x;
+  smooth.y = eval::moving_average(raw.y, std::max<size_t>(1, raw.y.size() / 20));
+  eval::write_line_chart(path, {raw, smooth}, {method + " pre-training loss", "step", "loss", false, 900, 540});
+}
+
+}  // namespace
+
+PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_toml,
+                            const std::function<void(const PretrainProgress&)>& progress,
+                            const std::function<void(const std::string&)>& log) {
+  validate(job);
+  auto say = [&](const std::string& s) {
+    if (log) log(s);
+  };
+  const fs::path run(job.out);
+  const std::string ckpt_dir = (run / "checkpoints").string();
+  const std::string resume_from = job.resume ? latest_checkpoint(job.out) : "";
+  if (job.resume) {
+    MEDFM_CHECK_T(ConfigError, !resume_from.empty(), "pretrain: --resume: no checkpoint in ", ckpt_dir);
+  } else {
+    MEDFM_CHECK_T(ConfigError, !fs::exists(run / "metrics.jsonl") && latest_checkpoint(job.out).empty(), "pretrain: ",
+                  job.out, " holds a run already: give --resume to continue it, or another --out");
+  }
+  std::error_code ec;
+  fs::create_directories(ckpt_dir, ec);
+  MEDFM_CHECK_T(IoError, !ec && fs::is_directory(ckpt_dir), "pretrain: cannot create ", ckpt_dir, ": ", ec.message());
+  write_text_atomic((run / "config.toml").string(), resolved_toml);
+
+  // Model: the registry entry at the views' size, random or released weights.
+  models::ModelSpec spec = job.model;
+  const int img = job.img_size > 0 ? job.img_size : job.views.global_size;
+  spec.overrides.push_back("img_size=" + std::to_string(img));
+  spec.precision = "fp32";
+  auto loaded = models::load_backbone(spec);
+  if (!loaded.warning.empty()) say(loaded.warning);
+  if (!spec.weights.empty()) say("weights: " + loaded.report.summary());
+  models::Vit* vit = models::vit_of(*loaded.backbone);
+  MEDFM_CHECK_T(ConfigError, vit, "pretrain: model.torchscript cannot be trained (give a registry model.name)");
+  models::Vit backbone = *vit;
+  backbone->train();
+
+  if (job.method == "mae")
+    MEDFM_CHECK_T(ConfigError, img == job.views.global_size, "mae: model.img_size ", img,
+                  " must equal views.global_size ", job.views.global_size, " (the encoder sees whole views)");
+  auto source = make_pretrain_source(job.data);
+  say("data: " + source->describe());
+
+  const auto& t = job.train;
+  const double lr = t.blr * t.batch_size / 256.0;
+  train::TrainerOptions to;
+  to.lr = train::Schedule::cosine(lr, t.min_lr, t.max_steps, t.warmup_steps);
+  to.weight_decay = train::Schedule::cosine(t.weight_decay, t.weight_decay_end, t.max_steps);
+  to.clip_mode = t.clip_mode;
+  to.clip_grad = t.clip_grad;
+  to.precision = models::parse_precision(t.precision);
+  torch::manual_seed(static_cast<uint64_t>(t.seed));  // the heads' initialisation
+  auto objective = make_objective(job, backbone);
+  train::Trainer trainer(*objective, to);
+
+  int64_t first = 0;
+  if (!resume_from.empty()) {
+    first = train::load_train_checkpoint(resume_from, *objective, trainer).step;
+    say("resumed from " + resume_from + " at step " + std::to_string(first));
+  }
+  const std::string metrics_path = (run / "metrics.jsonl").string();
+  auto rows = read_metrics(metrics_path, first);
+  {
+    std::string text;
+    for (const auto& r : rows) text += r.dump() + "\n";
+    write_text_atomic(metrics_path, text);
+  }
+  std::ofstream metrics(metrics_path, std::ios::app);
+  MEDFM_CHECK_T(IoError, metrics.good(), "pretrain: cannot append to ", metrics_path);
+
+  const int64_t end = t.stop_after > 0 ? std::min(t.max_steps, t.stop_after) : t.max_steps;
+  ViewLoader loader(*source, job.views, loaded.preprocess, t.seed, t.batch_size, t.workers, first);
+  PretrainResult res;
+  res.first_step = first;
+  res.data_description = source->describe();
+  res.stopped_by = t.stop_after > 0 && t.stop_after < t.max_steps ? "stop_after" : "max_steps";
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  int64_t last_ckpt = -1;
+  auto checkpoint = [&](int64_t step) {
+    const std::string path = ckpt_dir + "/step_" + std::string(8 - std::min<size_t>(8, std::to_string(step).size()), '0') +
+                             std::to_string(step) + ".safetensors";
+    train::save_train_checkpoint(path, *objective, trainer, {{"method", job.method}});
+    res.checkpoint = path;
+    last_ckpt = step;
+    // Keep the newest keep_checkpoints.
+    std::vector<std::string> all;
+    for (const auto& e : fs::directory_iterator(ckpt_dir))
+      if (e.path().filename().string().rfind("step_", 0) == 0 && e.path().extension() == ".safetensors")
+        all.push_back(e.path().string());
+    std::sort(all.begin(), all.end());
+    for (size_t i = 0; i + static_cast<size_t>(t.keep_checkpoints) < all.size(); ++i) fs::remove(all[i], ec);
+    draw_loss((run / "loss.png").string(), rows, job.method);
+  };
+  double seconds_in_steps = 0;
+  int64_t step = first;
+  while (step < end) {
+    const auto s0 = std::chrono::steady_clock::now();
+    auto views = loader.next();
+    torch::manual_seed(Rng({static_cast<uint64_t>(t.seed), 0x73746570ULL, static_cast<uint64_t>(step)}).seed());
+    auto r = trainer.step(split_micro(views, t.accumulate));
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+    seconds_in_steps += dt;
+    ++step;
+    nlohmann::json row{{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"wd", r.weight_decay},
+                       {"images_per_s", t.batch_size / std::max(dt, 1e-9)}, {"seconds", dt}, {"elapsed", elapsed()}};
+    for (const auto& [k, v] : r.terms) row[k] = v;
+    metrics << row.dump() << "\n";
+    metrics.flush();
+    rows.push_back(row);
+    res.last_loss = r.loss;
+    if (progress) progress({step, t.max_steps, r.loss, (step - first) * t.batch_size / std::max(seconds_in_steps, 1e-9)});
+    if (t.checkpoint_every > 0 && step % t.checkpoint_every == 0 && step < end) checkpoint(step);
+    if (t.max_minutes > 0 && elapsed() >= t.max_minutes * 60 && step < end) {
+      res.stopped_by = "max_minutes";
+      break;
+    }
+  }
+  if (last_ckpt != step) checkpoint(step);
+  res.steps_done = step;
+  res.seconds = elapsed();
+  res.images_per_s = step > first ? (step - first) * t.batch_size / std::max(seconds_in_steps, 1e-9) : 0;
+  nlohmann::json summary{{"method", job.method},
+                         {"steps_done", step},
+                         {"max_steps", t.max_steps},
+                         {"finished", step >= t.max_steps},
+                         {"stopped_by", res.stopped_by},
+                         {"seconds", res.seconds},
+                         {"images_per_s", res.images_per_s},
+                         {"last_loss", res.last_loss},
+                         {"checkpoint", res.checkpoint},
+                         {"data", res.data_description},
+                         {"model", loaded.provenance}};
+  write_text_atomic((run / "run.json").string(), summary.dump(2) + "\n");
+  return res;
+}
+
+PretrainJob load_pretrain_job(const std::string& toml_path, const std::function<void(Config&)>& bind_extra) {
+  PretrainJob probe;
+  {
+    Config c;
+    probe.bind(c);
+    if (bind_extra) bind_extra(c);
+    c.apply_file(toml_path);
+  }
+  PretrainJob job = PretrainJob::defaults(probe.method, probe.views.preset);
+  Config c;
+  job.bind(c);
+  if (bind_extra) bind_extra(c);
+  c.apply_file(toml_path);
+  return job;
+}
+
+std::string export_backbone(const std::string& run_dir, const std::string& out, const std::string& checkpoint,
+                            const std::function<void(Config&)>& bind_extra) {
+  const std::string cfg_path = (fs::path(run_dir) / "config.toml").string();
+  MEDFM_CHECK_T(IoError, fs::exists(cfg_path), "export: ", run_dir, " is not a pretrain run (no config.toml)");
+  const std::string ckpt = checkpoint.empty() ? latest_checkpoint(run_dir) : checkpoint;
+  MEDFM_CHECK_T(IoError, !ckpt.empty(), "export: no checkpoint in ", run_dir, "/checkpoints");
+  const PretrainJob job = load_pretrain_job(cfg_path, bind_extra);
+  models::ModelSpec spec = job.model;
+  const int img = job.img_size > 0 ? job.img_size : job.views.global_size;
+  spec.overrides.push_back("img_size=" + std::to_string(img));
+  spec.weights.clear();  // the checkpoint replaces them
+  auto loaded = models::load_backbone(spec);
+  models::Vit backbone = *models::vit_of(*loaded.backbone);
+  auto objective = make_objective(job, backbone);
+  auto state = SafeTensors::open(ckpt).load_all();
+  std::map<std::string, torch::Tensor> st;
+  for (auto& [k, v] : state)
+    if (k.rfind("state.", 0) == 0) st[k.substr(6)] = v;
+  objective->load_state(st);
+  auto out_vit = objective->export_backbone();
+  PreprocessSpec p = loaded.preprocess;  // the normalisation the views used, at the trained size
+  p.resize_size = img, p.input_size = img;
+  std::map<std::string, std::string> meta{
+      {"format", "pt"},
+      {"medfm.model", loaded.provenance.at("model")},
+      {"medfm.overrides", loaded.provenance.count("model_overrides") ? loaded.provenance.at("model_overrides")
+                                                                     : nlohmann::json(spec.overrides).dump()},
+      {"medfm.preprocess", nlohmann::json{{"resize", p.resize_size}, {"crop", p.input_size}, {"interpolation", p.interpolation},
+                                          {"mean", p.mean}, {"std", p.std}, {"intensity", p.intensity}}
+                               .dump()},
+      {"medfm.method", job.method},
+      {"medfm.checkpoint_step", std::to_string(train::read_checkpoint_info(ckpt).step)}};
+  models::save_vit_weights(out_vit, out, meta);
+  return ckpt;
+}
+
+}  // namespace medfm::extract

@@ -1,0 +1,266 @@
+#include "medfm/extract/pretrain_sources.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <numeric>
+#include <sstream>
+
+#include "medfm/core/config.h"
+#include "medfm/core/error.h"
+#include "medfm/data/model_input.h"
+#include "medfm/data/tissue.h"
+#include "medfm/data/volume_transforms.h"
+#include "medfm/extract/h5_coords.h"
+#include "medfm/extract/source.h"
+#include "medfm/extract/tile_slides.h"
+
+namespace medfm::extract {
+
+namespace fs = std::filesystem;
+
+void PretrainData::bind(Config& cfg) {
+  cfg.bind("data.images", images, "2D images: files, folders or CSVs with a `path` column");
+  cfg.bind("data.slides", slides, "whole-slide images: files, folders or CSVs");
+  cfg.bind("data.volumes", volumes, "NIfTI / DICOM volumes: files, folders (a DICOM series folder) or CSVs");
+  cfg.bind("data.weights", weights, "mixture weights of the given kinds (images, slides, volumes order; empty: by size)");
+  cfg.bind("data.window", window, "window for images that are not display images (DICOM)");
+  cfg.bind("data.tiles_dir", tiles_dir, "`medfm tile` output (<name>.h5 tile grids); empty: a saturation mask at start");
+  cfg.bind("data.slide_mpp", slide_mpp, "um/px of the slide tiles");
+  cfg.bind("data.slide_tile", slide_tile, "slide tile side in pixels at slide_mpp");
+  cfg.bind("data.tissue_method", tissue.method, "slides without a tile grid: hsv | otsu");
+  cfg.bind("data.volume_planes", volume_planes, "planes slices are cut in: axial, coronal, sagittal");
+  cfg.bind("data.volume_window", volume_window, "volume intensities -> [0,1] (percentile, minmax, a CT preset, W/L)");
+  cfg.bind("data.volume_patch", volume_patch, "square patch side in pixels centred on foreground (0: the whole slice)");
+  cfg.bind("data.volume_min_foreground", volume_min_foreground, "slices with less foreground are skipped");
+  read.bind(cfg);
+}
+
+namespace {
+
+std::vector<std::string> expand(const std::vector<std::string>& entries) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) {
+    auto in = list_inputs(e);
+    out.insert(out.end(), in.paths.begin(), in.paths.end());
+  }
+  return out;
+}
+
+std::string count(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+bool is_display(const Image& img) {
+  return img.format == "png" || img.format == "jpeg" || img.format == "tiff" || img.format == "bmp" || img.channels() >= 3;
+}
+
+class ImageFiles : public PretrainSource {
+ public:
+  ImageFiles(std::vector<std::string> paths, const PretrainData& d) : paths_(std::move(paths)), read_(d.read.options()) {
+    intensity_.window = d.window;
+    for (const auto& p : paths_) {
+      const io::Format* f = io::detect_format(p);
+      MEDFM_CHECK_T(FormatError, f, "pretrain: ", p, " is not a format medfm reads");
+      MEDFM_CHECK_T(ConfigError, f->kind != io::Kind::Slide, "pretrain: ", p, " is a whole-slide image: give it in data.slides");
+    }
+  }
+  int64_t size() const override { return static_cast<int64_t>(paths_.size()); }
+  std::string describe() const override { return "images: " + count(size()) + " files"; }
+  at::Tensor get(int64_t i, Rng&) const override {
+    const auto& p = paths_[static_cast<size_t>(i)];
+    try {
+      Image img = io::open_image(p, read_);
+      MEDFM_CHECK_T(ConfigError, !(img.is_volume && img.pixels.dim() == 4 && img.pixels.size(1) > 1),
+                    "a volume: give it in data.volumes");
+      at::Tensor chw = img.pixels.dim() == 4 ? img.pixels.select(1, 0) : img.pixels;  // [C,1,Y,X] -> [C,Y,X]
+      if (is_display(img)) return data::display_to_rgb01(chw, img.stored_dtype);
+      auto map = data::intensity_map(img, intensity_);
+      MEDFM_CHECK_T(ConfigError, !map.zscore, "data.window: zscore gives no [0,1] image for the views");
+      return data::apply_intensity(chw.narrow(0, 0, 1), map);
+    } catch (const Error& e) {
+      throw Error("pretrain: " + p + ": " + e.what());
+    }
+  }
+
+ private:
+  std::vector<std::string> paths_;
+  io::ReadOptions read_;
+  data::IntensitySpec intensity_;
+};
+
+class SlideTiles : public PretrainSource {
+ public:
+  SlideTiles(const std::vector<std::string>& paths, const PretrainData& d) {
+    const auto ro = d.read.options();
+    data::TilingOptions to;
+    to.target_mpp = d.slide_mpp;
+    to.tile = d.slide_tile;
+    for (const auto& p : paths) {
+      auto slide = io::open_slide(p, ro);
+      data::TileGrid grid;
+      const std::string h5 = d.tiles_dir.empty() ? "" : (fs::path(d.tiles_dir) / (slide_name(p) + ".h5")).string();
+      if (!h5.empty() && fs::exists(h5)) {
+        grid = read_coords(h5);
+      } else {
+        grid = data::make_tile_grid(*slide, data::detect_tissue(*slide, d.tissue), to);
+      }
+      if (grid.coords.empty()) continue;  // no tissue: nothing to draw from this slide
+      first_.push_back(total_);
+      total_ += static_cast<int64_t>(grid.coords.size());
+      slides_.push_back(std::move(slide));
+      grids_.push_back(std::move(grid));
+    }
+    MEDFM_CHECK(total_ > 0, "pretrain: no tissue tiles in the ", paths.size(), " slides of data.slides");
+    mpp_ = d.slide_mpp;
+  }
+  int64_t size() const override { return total_; }
+  std::string describe() const override {
+    std::ostringstream s;
+    s << "slides: " << slides_.size() << " slides, " << count(total_) << " tissue tiles at " << mpp_ << " um/px";
+    return s.str();
+  }
+  at::Tensor get(int64_t i, Rng& rng) const override {
+    const size_t k = static_cast<size_t>(std::upper_bound(first_.begin(), first_.end(), i) - first_.begin() - 1);
+    const auto& g = grids_[k];
+    auto xy = g.coords[static_cast<size_t>(i - first_[k])];
+    const auto half = static_cast<int64_t>(g.tile_level0 / 2);
+    const int64_t x = std::clamp<int64_t>(xy[0] + rng.below(2 * half + 1) - half, 0, std::max<int64_t>(0, g.level0_width - 1));
+    const int64_t y = std::clamp<int64_t>(xy[1] + rng.below(2 * half + 1) - half, 0, std::max<int64_t>(0, g.level0_height - 1));
+    try {
+      return data::read_tile(*slides_[k], x, y, g.tile_level0, g.tile).to(torch::kFloat32).div_(255.0);
+    } catch (const Error& e) {
+      throw Error("pretrain: " + slides_[k]->path() + ": " + e.what());
+    }
+  }
+
+ private:
+  std::vector<std::unique_ptr<io::Slide>> slides_;
+  std::vector<data::TileGrid> grids_;
+  std::vector<int64_t> first_;
+  int64_t total_ = 0;
+  double mpp_ = 0;
+};
+
+class VolumeSlices : public PretrainSource {
+ public:
+  VolumeSlices(const std::vector<std::string>& paths, const PretrainData& d) : patch_(d.volume_patch) {
+    MEDFM_CHECK_T(ConfigError, !d.volume_planes.empty(), "data.volume_planes: give at least one plane");
+    MEDFM_CHECK_T(ConfigError, d.volume_patch >= 0, "data.volume_patch: ", d.volume_patch, " is negative");
+    MEDFM_CHECK_T(ConfigError, d.volume_min_foreground >= 0 && d.volume_min_foreground <= 1,
+                  "data.volume_min_foreground: ", d.volume_min_foreground, " is not a fraction");
+    std::vector<data::Plane> planes;
+    for (const auto& p : d.volume_planes) planes.push_back(data::parse_plane(p));
+    data::IntensitySpec is;
+    is.window = d.volume_window;
+    const auto ro = d.read.options();
+    for (const auto& p : paths) {
+      Image img = io::open_volume(p, ro);
+      MEDFM_CHECK_T(NotImplemented, !img.is_time_series() && img.channels() == 1, "pretrain: ", p, " has ",
+                    img.channels(), " channels / ", img.n_timepoints, " time points (one 3D gray volume per input)");
+      Image ras = data::reorient(img, "RAS");
+      auto map = data::intensity_map(ras, is);
+      MEDFM_CHECK_T(ConfigError, !map.zscore, "data.volume_window: zscore gives no [0,1] image for the views");
+      ras.pixels = data::apply_intensity(ras.pixels, map);  // [1,Z,Y,X] float in [0,1]
+      ras.stored_dtype = "float32";
+      const size_t v = vols_.size();
+      for (auto pl : planes) {
+        const int64_t n = data::n_slices(ras, pl);
+        for (int64_t k = 0; k < n; ++k) {
+          auto sl = data::extract_slice(ras, pl, k);
+          if ((sl.pixels > 0.05).to(torch::kFloat32).mean().item<double>() >= d.volume_min_foreground && sl.pixels.numel() > 0)
+            items_.push_back({v, pl, k});
+        }
+      }
+      vols_.push_back(std::move(ras));
+    }
+    MEDFM_CHECK(!items_.empty(), "pretrain: no slice of the ", paths.size(),
+                " volumes in data.volumes has enough foreground (data.volume_min_foreground)");
+  }
+  int64_t size() const override { return static_cast<int64_t>(items_.size()); }
+  std::string describe() const override {
+    return "volumes: " + std::to_string(vols_.size()) + " volumes, " + count(size()) + " slices" +
+           (patch_ > 0 ? ", patches of " + std::to_string(patch_) + " px" : "");
+  }
+  at::Tensor get(int64_t i, Rng& rng) const override {
+    const auto& it = items_[static_cast<size_t>(i)];
+    auto sl = data::extract_slice(vols_[it.volume], it.plane, it.index);
+    auto x = data::square_pixels(sl.pixels.to(torch::kFloat32), sl.row_mm, sl.col_mm);  // [1,H,W]
+    if (patch_ <= 0) return x;
+    const int64_t h = x.size(1), w = x.size(2), p = patch_;
+    if (h < p || w < p) {  // pad with background
+      x = torch::constant_pad_nd(x, {0, std::max<int64_t>(0, p - w), 0, std::max<int64_t>(0, p - h)}, 0.0);
+    }
+    const int64_t H = x.size(1), W = x.size(2);
+    // A centre on foreground: up to 20 tries, else anywhere.
+    auto fg_t = (x[0] > 0.05).contiguous();
+    auto fg = fg_t.accessor<bool, 2>();
+    int64_t cy = rng.below(H), cx = rng.below(W);
+    for (int t = 0; t < 20 && !fg[cy][cx]; ++t) cy = rng.below(H), cx = rng.below(W);
+    const int64_t top = std::clamp<int64_t>(cy - p / 2, 0, H - p), left = std::clamp<int64_t>(cx - p / 2, 0, W - p);
+    return x.narrow(1, top, p).narrow(2, left, p).contiguous();
+  }
+
+ private:
+  struct Item {
+    size_t volume;
+    data::Plane plane;
+    int64_t index;
+  };
+  std::vector<Image> vols_;
+  std::vector<Item> items_;
+  int patch_;
+};
+
+class Mixture : public PretrainSource {
+ public:
+  Mixture(std::vector<std::unique_ptr<PretrainSource>> parts, std::vector<double> weights)
+      : parts_(std::move(parts)), w_(std::move(weights)) {
+    total_ = 0;
+    for (auto& p : parts_) total_ += p->size();
+    if (w_.empty())
+      for (auto& p : parts_) w_.push_back(static_cast<double>(p->size()));
+    MEDFM_CHECK_T(ConfigError, w_.size() == parts_.size(), "data.weights: ", w_.size(), " weights for ", parts_.size(),
+                  " kinds of data");
+    double sum = 0;
+    for (double v : w_) {
+      MEDFM_CHECK_T(ConfigError, v >= 0 && std::isfinite(v), "data.weights: ", v, " is not a weight");
+      sum += v;
+    }
+    MEDFM_CHECK_T(ConfigError, sum > 0, "data.weights: all zero");
+    for (double& v : w_) v /= sum;
+  }
+  int64_t size() const override { return total_; }
+  std::string describe() const override {
+    std::ostringstream s;
+    for (size_t k = 0; k < parts_.size(); ++k) s << (k ? "; " : "") << parts_[k]->describe() << " (weight " << w_[k] << ")";
+    return s.str();
+  }
+  at::Tensor get(int64_t, Rng& rng) const override {
+    double u = rng.uniform();
+    size_t k = 0;
+    while (k + 1 < parts_.size() && u >= w_[k]) u -= w_[k++];
+    return parts_[k]->get(rng.below(parts_[k]->size()), rng);
+  }
+
+ private:
+  std::vector<std::unique_ptr<PretrainSource>> parts_;
+  std::vector<double> w_;
+  int64_t total_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<PretrainSource> make_pretrain_source(const PretrainData& d) {
+  std::vector<std::unique_ptr<PretrainSource>> parts;
+  if (!d.images.empty()) parts.push_back(std::make_unique<ImageFiles>(expand(d.images), d));
+  if (!d.slides.empty()) parts.push_back(std::make_unique<SlideTiles>(expand(d.slides), d));
+  if (!d.volumes.empty()) parts.push_back(std::make_unique<VolumeSlices>(expand(d.volumes), d));
+  MEDFM_CHECK_T(ConfigError, !parts.empty(), "pretrain: no data: give data.images, data.slides or data.volumes");
+  if (parts.size() == 1 && d.weights.size() <= 1) return std::move(parts[0]);
+  return std::make_unique<Mixture>(std::move(parts), d.weights);
+}
+
+}  // namespace medfm::extract

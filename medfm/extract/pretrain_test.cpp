@@ -1,0 +1,149 @@
+// The pre-training pipeline end to end on small images: a DINO run, its export, and the exported
+// file loaded without a model name giving the run's own backbone's features; the data sources.
+#include "medfm/extract/pretrain.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "medfm/core/config.h"
+#include "medfm/core/error.h"
+#include "medfm/core/safetensors.h"
+#include "medfm/data/transforms.h"
+#include "medfm/io/image2d.h"
+#include "medfm/ssl/dino_objective.h"
+#include "medfm/train/objective.h"
+
+namespace medfm::extract {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string make_images(const std::string& name, int n) {
+  const std::string dir = ::testing::TempDir() + "/" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  torch::manual_seed(11);
+  for (int i = 0; i < n; ++i)
+    io::write_png(dir + "/img" + std::to_string(i) + ".png", torch::randint(0, 256, {3, 40 + 7 * i, 48}, torch::kUInt8));
+  return dir;
+}
+
+PretrainJob tiny_dino(const std::string& images, const std::string& out) {
+  auto job = PretrainJob::defaults("dino", "pathology");
+  job.out = out;
+  fs::remove_all(out);
+  job.model.name = "vit_tiny_patch16_224";
+  job.model.overrides = {"depth=2", "patch_size=8"};
+  job.data.images = {images};
+  job.views.global_size = 32, job.views.local_size = 16, job.views.n_local = 2;
+  job.dino.out_dim = 64, job.dino.hidden_dim = 32, job.dino.bottleneck_dim = 16;
+  job.train.batch_size = 4, job.train.max_steps = 3, job.train.warmup_steps = 1;
+  job.train.workers = 2;
+  return job;
+}
+
+std::string toml_of(PretrainJob& job) {
+  Config c;
+  job.bind(c);
+  return c.to_toml();
+}
+
+TEST(Pretrain, ExportLoadsWithoutModelNameAndGivesTheRunsFeatures) {
+  const auto images = make_images("pt_images", 5);
+  auto job = tiny_dino(images, ::testing::TempDir() + "/pt_run");
+  auto res = run_pretrain(job, toml_of(job));
+  EXPECT_EQ(res.steps_done, 3);
+  EXPECT_TRUE(std::isfinite(res.last_loss));
+  EXPECT_TRUE(fs::exists(job.out + "/loss.png"));
+  EXPECT_TRUE(fs::exists(job.out + "/run.json"));
+  std::ifstream m(job.out + "/metrics.jsonl");
+  int lines = 0;
+  for (std::string l; std::getline(m, l);) ++lines;
+  EXPECT_EQ(lines, 3);
+
+  const std::string file = ::testing::TempDir() + "/pt_export.safetensors";
+  export_backbone(job.out, file);
+  auto meta = SafeTensors::open(file).metadata();
+  EXPECT_EQ(meta["medfm.model"], "vit_tiny_patch16_224");
+  EXPECT_EQ(meta["medfm.method"], "dino");
+
+  models::ModelSpec spec;  // no name: from the file's metadata
+  spec.weights = file;
+  auto loaded = models::load_backbone(spec);
+  EXPECT_EQ(loaded.provenance["model"], "vit_tiny_patch16_224");
+  EXPECT_EQ(loaded.preprocess.input_size, 32);
+  EXPECT_EQ(loaded.report.missing.size(), 0u);
+
+  // The run's own teacher backbone, rebuilt from the checkpoint.
+  auto again = load_pretrain_job(job.out + "/config.toml");
+  models::ModelSpec s2 = again.model;
+  s2.overrides.push_back("img_size=32");
+  auto fresh = models::load_backbone(s2);
+  auto obj = make_objective(again, *models::vit_of(*fresh.backbone));
+  auto st = SafeTensors::open(latest_checkpoint(job.out)).load_all();
+  std::map<std::string, torch::Tensor> state;
+  for (auto& [k, v] : st)
+    if (k.rfind("state.", 0) == 0) state[k.substr(6)] = v;
+  obj->load_state(state);
+  auto teacher = obj->export_backbone();
+  teacher->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2, 3, 32, 32});
+  auto want = teacher->embed(x);
+  auto got = loaded.backbone->embed(x);
+  EXPECT_LT((want - got).abs().max().item<double>(), 1e-5);
+  // The teacher is what was exported, not the student.
+  auto* student = dynamic_cast<ssl::DinoObjective*>(obj.get());
+  ASSERT_TRUE(student);
+  EXPECT_GT((student->student()->backbone->embed(x) - got).abs().max().item<double>(), 1e-6);
+}
+
+TEST(Pretrain, RefusesAnotherRunsDirectoryAndResumesOnlyWithACheckpoint) {
+  const auto images = make_images("pt_images2", 3);
+  auto job = tiny_dino(images, ::testing::TempDir() + "/pt_run2");
+  job.train.max_steps = 2;
+  run_pretrain(job, toml_of(job));
+  EXPECT_THROW(run_pretrain(job, toml_of(job)), ConfigError);  // a run is there: needs resume
+  auto empty = tiny_dino(images, ::testing::TempDir() + "/pt_run3");
+  empty.resume = true;
+  EXPECT_THROW(run_pretrain(empty, toml_of(empty)), ConfigError);  // nothing to resume
+  auto bad = tiny_dino(images, ::testing::TempDir() + "/pt_run4");
+  bad.train.accumulate = 3;  // does not divide 4
+  EXPECT_THROW(run_pretrain(bad, toml_of(bad)), ConfigError);
+  EXPECT_THROW(PretrainJob::defaults("byol", "natural"), ConfigError);
+}
+
+TEST(PretrainSources, VolumePatchesAndMixture) {
+  const std::string ch2 = std::string(getenv("MEDFM_DATA") ? getenv("MEDFM_DATA") : std::string(getenv("HOME")) + "/.cache/medfm/data") +
+                          "/mricron/ch2.nii.gz";
+  ASSERT_TRUE(fs::exists(ch2)) << ch2;
+  PretrainData d;
+  d.volumes = {ch2};
+  d.volume_patch = 48;
+  auto vol = make_pretrain_source(d);
+  // 181 x 217 x 181 voxels: slices with >= 10% foreground in three planes, fewer than all 579.
+  EXPECT_GT(vol->size(), 300);
+  EXPECT_LT(vol->size(), 181 + 217 + 181);
+  Rng rng({1});
+  auto p = vol->get(vol->size() / 2, rng);
+  EXPECT_EQ(p.sizes(), (std::vector<int64_t>{1, 48, 48}));
+  EXPECT_GE(p.min().item<double>(), 0.0);
+  EXPECT_LE(p.max().item<double>(), 1.0);
+  EXPECT_GT((p > 0.05).to(torch::kFloat).mean().item<double>(), 0.05);  // centred on the head, not air
+
+  d.images = {make_images("pt_images3", 2)};
+  d.weights = {1.0, 0.0};  // images only
+  auto mix = make_pretrain_source(d);
+  for (int i = 0; i < 10; ++i) {
+    Rng r({2, static_cast<uint64_t>(i)});
+    EXPECT_EQ(mix->get(i, r).size(0), 3);  // always an RGB image file, never a volume patch
+  }
+  d.weights = {1.0};
+  EXPECT_THROW(make_pretrain_source(d), ConfigError);  // two kinds, one weight
+}
+
+}  // namespace
+}  // namespace medfm::extract
