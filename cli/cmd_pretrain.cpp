@@ -74,6 +74,7 @@ void add_pretrain_command(CLI::App& app, int* rc) {
           },
           [](const std::string& m) { spdlog::info("{}", m); });
       bar.finish();
+      if (res.rank != 0) return 0;  // data parallel: rank 0 reports
       if (s->rt.json) {
         std::cout << nlohmann::json{{"run", job.out},           {"method", job.method},
                                     {"first_step", res.first_step}, {"steps_done", res.steps_done},

@@ -13,5 +13,6 @@ void add_tile_command(CLI::App& app, int* rc);
 void add_heatmap_command(CLI::App& app, int* rc);
 void add_pretrain_command(CLI::App& app, int* rc);
 void add_export_command(CLI::App& app, int* rc);
+void add_launch_command(CLI::App& app, int* rc);
 
 }  // namespace medfm::cli

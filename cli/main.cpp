@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   medfm::cli::add_models_command(app, &rc);
   medfm::cli::add_info_command(app, &rc);
+  medfm::cli::add_launch_command(app, &rc);
 #if defined(MEDFM_HAVE_HDF5) && defined(MEDFM_HAVE_OPENCV)
   medfm::cli::add_embed_command(app, &rc);
   medfm::cli::add_demo_command(app, &rc);

@@ -45,7 +45,12 @@ int cpu_cores() {
 }
 
 void set_threads(int n) {
-  if (n <= 0) n = cpu_cores();
+  if (n <= 0) {
+    // One of LOCAL_WORLD_SIZE processes on this machine (torchrun, medfm launch): its share.
+    const char* lw = std::getenv("LOCAL_WORLD_SIZE");
+    const int local = lw ? std::max(1, std::atoi(lw)) : 1;
+    n = std::max(1, cpu_cores() / local);
+  }
   torch::set_num_threads(n);
 }
 

@@ -19,7 +19,8 @@ std::string blas_core();
 // Number of online CPU cores (std::thread::hardware_concurrency, at least 1).
 int cpu_cores();
 
-// Sets LibTorch intra-op threads (and OpenMP/BLAS through it). n <= 0 means all cores.
+// Sets LibTorch intra-op threads (and OpenMP/BLAS through it). n <= 0 means all cores, shared
+// among LOCAL_WORLD_SIZE processes when that is set (data-parallel ranks on one machine).
 // Debian's LibTorch reports 1 thread by default, so every entry point calls this.
 void set_threads(int n);
 

@@ -23,6 +23,7 @@
 #include "medfm/ssl/dino_objective.h"
 #include "medfm/ssl/simclr_objective.h"
 #include "medfm/train/checkpoint.h"
+#include "medfm/train/distributed.h"
 #include "medfm/train/trainer.h"
 
 namespace medfm::extract {
@@ -103,7 +104,8 @@ void PretrainJob::bind(Config& cfg) {
   cfg.bind("simclr.temperature", simclr.temperature, "NT-Xent temperature");
 }
 
-std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models::Vit backbone) {
+std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models::Vit backbone, train::Dist* dist) {
+  const bool dp = dist && dist->active();
   const auto& t = job.train;
   if (job.method == "dino") {
     ssl::DinoOptions o;
@@ -115,6 +117,10 @@ std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models:
     o.momentum = train::Schedule::cosine(job.dino.momentum_teacher, 1.0, t.max_steps);
     o.freeze_last_layer_steps = job.dino.freeze_last_layer_steps;
     o.student_temp = job.dino.student_temp, o.center_momentum = job.dino.center_momentum;
+    if (dp) {
+      o.all_reduce = [dist](torch::Tensor& t) { dist->all_reduce_sum(t); };
+      o.world_size = dist->world();
+    }
     return std::make_unique<ssl::DinoObjective>(std::move(backbone), o);
   }
   if (job.method == "mae") return std::make_unique<ssl::MaeObjective>(std::move(backbone), job.mae);
@@ -122,6 +128,7 @@ std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models:
     ssl::SimclrOptions o;
     o.head.hidden_dim = job.simclr.hidden_dim, o.head.out_dim = job.simclr.out_dim;
     o.temperature = job.simclr.temperature;
+    if (dp) o.gather = {[dist](const torch::Tensor& t) { return dist->all_gather(t); }, dist->rank()};
     return std::make_unique<ssl::SimclrObjective>(std::move(backbone), o);
   }
   throw ConfigError("method: '" + job.method + "' is not dino, mae or simclr");
@@ -172,9 +179,11 @@ void validate(const PretrainJob& j) {
 // Batches of views in step order, made ahead on loader threads.
 class ViewLoader {
  public:
+  // batch: this rank's images per step, slots [rank * batch, (rank + 1) * batch) of global_batch.
   ViewLoader(const PretrainSource& src, const data::ViewSpec& spec, const PreprocessSpec& pre, int64_t seed, int batch,
-             int workers, int64_t first_step)
-      : src_(src), spec_(spec), pre_(pre), seed_(seed), batch_(batch), workers_(workers), next_(first_step) {
+             int64_t global_batch, int rank, int workers, int64_t first_step)
+      : src_(src), spec_(spec), pre_(pre), seed_(seed), batch_(batch), global_(global_batch), rank_(rank), workers_(workers),
+        next_(first_step) {
     for (int i = 0; i < kAhead; ++i) ahead_.push_back(launch(next_ + i));
   }
   ~ViewLoader() {
@@ -223,7 +232,7 @@ class ViewLoader {
       for (int w = 0; w < workers_; ++w)
         threads.emplace_back([&, w] {
           try {
-            for (int j = w; j < batch_; j += workers_) per[static_cast<size_t>(j)] = sample(step * batch_ + j);
+            for (int j = w; j < batch_; j += workers_) per[static_cast<size_t>(j)] = sample(step * global_ + rank_ * batch_ + j);
           } catch (...) {
             std::lock_guard<std::mutex> l(err_mu);
             if (!err) err = std::current_exception();
@@ -232,6 +241,8 @@ class ViewLoader {
       for (auto& t : threads) t.join();
       if (err) std::rethrow_exception(err);
       train::Views v;
+      v.first_slot = rank_ * batch_;
+      v.global_batch = global_;
       for (size_t k = 0; k < per[0].size(); ++k) {
         std::vector<at::Tensor> col;
         for (auto& s : per) col.push_back(s[k]);
@@ -245,7 +256,9 @@ class ViewLoader {
   data::ViewSpec spec_;
   PreprocessSpec pre_;
   int64_t seed_;
-  int batch_, workers_;
+  int batch_;
+  int64_t global_;
+  int rank_, workers_;
   int64_t next_;
   std::deque<std::future<train::Views>> ahead_;
   std::mutex mu_;
@@ -258,6 +271,11 @@ std::vector<train::Views> split_micro(const train::Views& v, int n) {
   for (const auto& c : v.crops) {
     auto parts = c.chunk(n, 0);
     for (int i = 0; i < n; ++i) out[static_cast<size_t>(i)].crops.push_back(parts[static_cast<size_t>(i)]);
+  }
+  const int64_t part = v.crops[0].size(0) / n;
+  for (int i = 0; i < n; ++i) {
+    out[static_cast<size_t>(i)].first_slot = v.first_slot + i * part;
+    out[static_cast<size_t>(i)].global_batch = v.global_batch;
   }
   return out;
 }
@@ -307,9 +325,17 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
                             const std::function<void(const PretrainProgress&)>& progress,
                             const std::function<void(const std::string&)>& log) {
   validate(job);
+  auto dist = train::Dist::from_env();
+  const bool lead = dist->rank() == 0;  // only rank 0 writes the run directory and reports
   auto say = [&](const std::string& s) {
-    if (log) log(s);
+    if (log && lead) log(s);
   };
+  if (dist->active()) {
+    say("data parallel: " + std::to_string(dist->world()) + " processes (" + dist->describe() + ")");
+    MEDFM_CHECK_T(ConfigError, job.train.batch_size % (dist->world() * job.train.accumulate) == 0, "train.batch_size ",
+                  job.train.batch_size, " must split evenly over ", dist->world(), " processes x ", job.train.accumulate,
+                  " micro-batches");
+  }
   const fs::path run(job.out);
   const std::string ckpt_dir = (run / "checkpoints").string();
   const std::string resume_from = job.resume ? latest_checkpoint(job.out) : "";
@@ -319,10 +345,13 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
     MEDFM_CHECK_T(ConfigError, !fs::exists(run / "metrics.jsonl") && latest_checkpoint(job.out).empty(), "pretrain: ",
                   job.out, " holds a run already: give --resume to continue it, or another --out");
   }
+  dist->barrier();  // every rank has looked at the directory before rank 0 writes to it
   std::error_code ec;
-  fs::create_directories(ckpt_dir, ec);
-  MEDFM_CHECK_T(IoError, !ec && fs::is_directory(ckpt_dir), "pretrain: cannot create ", ckpt_dir, ": ", ec.message());
-  write_text_atomic((run / "config.toml").string(), resolved_toml);
+  if (lead) {
+    fs::create_directories(ckpt_dir, ec);
+    MEDFM_CHECK_T(IoError, !ec && fs::is_directory(ckpt_dir), "pretrain: cannot create ", ckpt_dir, ": ", ec.message());
+    write_text_atomic((run / "config.toml").string(), resolved_toml);
+  }
 
   // Model: the registry entry at the views' size, random or released weights.
   models::ModelSpec spec = job.model;
@@ -351,8 +380,10 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   to.clip_mode = t.clip_mode;
   to.clip_grad = t.clip_grad;
   to.precision = models::parse_precision(t.precision);
+  to.dist = dist.get();
   torch::manual_seed(static_cast<uint64_t>(t.seed));  // the heads' initialisation
-  auto objective = make_objective(job, backbone);
+  auto objective = make_objective(job, backbone, dist.get());
+  dist->broadcast_module(objective->trained());  // identical by seeding already; made certain
   train::Trainer trainer(*objective, to);
 
   int64_t first = 0;
@@ -362,17 +393,21 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   }
   const std::string metrics_path = (run / "metrics.jsonl").string();
   auto rows = read_metrics(metrics_path, first);
-  {
+  std::ofstream metrics;
+  if (lead) {
     std::string text;
     for (const auto& r : rows) text += r.dump() + "\n";
     write_text_atomic(metrics_path, text);
+    metrics.open(metrics_path, std::ios::app);
+    MEDFM_CHECK_T(IoError, metrics.good(), "pretrain: cannot append to ", metrics_path);
   }
-  std::ofstream metrics(metrics_path, std::ios::app);
-  MEDFM_CHECK_T(IoError, metrics.good(), "pretrain: cannot append to ", metrics_path);
 
   const int64_t end = t.stop_after > 0 ? std::min(t.max_steps, t.stop_after) : t.max_steps;
-  ViewLoader loader(*source, job.views, loaded.preprocess, t.seed, t.batch_size, t.workers, first);
+  const int local_batch = t.batch_size / dist->world();
+  ViewLoader loader(*source, job.views, loaded.preprocess, t.seed, local_batch, t.batch_size, dist->rank(), t.workers, first);
   PretrainResult res;
+  res.rank = dist->rank();
+  res.world = dist->world();
   res.first_step = first;
   res.data_description = source->describe();
   res.stopped_by = t.stop_after > 0 && t.stop_after < t.max_steps ? "stop_after" : "max_steps";
@@ -380,11 +415,12 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   int64_t last_ckpt = -1;
   auto checkpoint = [&](int64_t step) {
+    last_ckpt = step;
+    if (!lead) return;
     const std::string path = ckpt_dir + "/step_" + std::string(8 - std::min<size_t>(8, std::to_string(step).size()), '0') +
                              std::to_string(step) + ".safetensors";
     train::save_train_checkpoint(path, *objective, trainer, {{"method", job.method}});
     res.checkpoint = path;
-    last_ckpt = step;
     // Keep the newest keep_checkpoints.
     std::vector<std::string> all;
     for (const auto& e : fs::directory_iterator(ckpt_dir))
@@ -407,13 +443,16 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
     nlohmann::json row{{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"wd", r.weight_decay},
                        {"images_per_s", t.batch_size / std::max(dt, 1e-9)}, {"seconds", dt}, {"elapsed", elapsed()}};
     for (const auto& [k, v] : r.terms) row[k] = v;
-    metrics << row.dump() << "\n";
-    metrics.flush();
+    if (lead) {
+      metrics << row.dump() << "\n";
+      metrics.flush();
+    }
     rows.push_back(row);
     res.last_loss = r.loss;
-    if (progress) progress({step, t.max_steps, r.loss, (step - first) * t.batch_size / std::max(seconds_in_steps, 1e-9)});
+    if (progress && lead) progress({step, t.max_steps, r.loss, (step - first) * t.batch_size / std::max(seconds_in_steps, 1e-9)});
     if (t.checkpoint_every > 0 && step % t.checkpoint_every == 0 && step < end) checkpoint(step);
-    if (t.max_minutes > 0 && elapsed() >= t.max_minutes * 60 && step < end) {
+    // Time is up when it is up for any rank (all ranks stop at the same step).
+    if (t.max_minutes > 0 && step < end && dist->mean(elapsed() >= t.max_minutes * 60 ? 1.0 : 0.0) > 0) {
       res.stopped_by = "max_minutes";
       break;
     }
@@ -432,8 +471,9 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
                          {"last_loss", res.last_loss},
                          {"checkpoint", res.checkpoint},
                          {"data", res.data_description},
-                         {"model", loaded.provenance}};
-  write_text_atomic((run / "run.json").string(), summary.dump(2) + "\n");
+                         {"model", loaded.provenance},
+                         {"processes", dist->world()}};
+  if (lead) write_text_atomic((run / "run.json").string(), summary.dump(2) + "\n");
   return res;
 }
 

@@ -28,6 +28,7 @@ class Config;
 
 namespace medfm::train {
 class Objective;
+class Dist;
 }
 
 namespace medfm::extract {
@@ -95,16 +96,21 @@ struct PretrainResult {
   std::string stopped_by;  // "max_steps", "max_minutes", "stop_after"
   std::string checkpoint;  // the last one written
   std::string data_description;
+  int rank = 0, world = 1;  // data parallel: this process (only rank 0 writes the run directory)
 };
 
 // Throws ConfigError for bad keys or an out directory that holds another run (without resume),
 // Error for a non-finite loss (naming the step). resolved_toml is written as config.toml.
+// Under torchrun / `medfm launch` variables (train/distributed.h) the processes share the global
+// batch: rank r makes slots [r*B/W, (r+1)*B/W) of each step; only rank 0 writes files and reports
+// progress; every rank returns the same losses.
 PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_toml,
                             const std::function<void(const PretrainProgress&)>& progress = {},
                             const std::function<void(const std::string&)>& log = {});
 
 // The method's objective with the job's options, over a backbone (used by run and export).
-std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models::Vit backbone);
+// dist (optional): the methods' global-batch statistics over its ranks.
+std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models::Vit backbone, train::Dist* dist = nullptr);
 
 // The newest checkpoint in RUN/checkpoints ("" when none).
 std::string latest_checkpoint(const std::string& run_dir);

@@ -62,7 +62,7 @@ train::StepLoss DinoObjective::loss(const train::Views& views, int64_t step) {
     teacher_out = teacher_->forward({views.crops[0], views.crops[1]});
   }
   auto student_out = student_->forward(views.crops);
-  auto l = loss_(student_out, teacher_out, step);
+  auto l = loss_(student_out, teacher_out, step, o_.all_reduce, o_.world_size);
   return {l, {{"dino", l.item<double>()}, {"teacher_temp", o_.teacher_temp[step]}}};
 }
 

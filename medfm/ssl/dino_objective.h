@@ -20,6 +20,8 @@ struct DinoOptions {
   train::Schedule momentum;       // teacher EMA momentum per step (DINO: cosine 0.996 -> 1)
   int64_t freeze_last_layer_steps = 0;
   double student_temp = 0.1, center_momentum = 0.9;
+  AllReduce all_reduce;  // data parallel: the centre from the global batch
+  int world_size = 1;
 };
 
 class DinoStudentImpl : public torch::nn::Cloneable<DinoStudentImpl> {

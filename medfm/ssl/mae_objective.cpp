@@ -112,7 +112,10 @@ train::StepLoss MaeObjective::loss(const train::Views& views, int64_t) {
   MEDFM_CHECK(imgs.size(2) == cfg.img_size && imgs.size(3) == cfg.img_size, "mae: views of ", imgs.size(2), "x",
               imgs.size(3), " px, the encoder's img_size is ", cfg.img_size, " (views.global_size)");
   const int64_t L = static_cast<int64_t>(cfg.grid()) * cfg.grid();
-  auto noise = torch::rand({imgs.size(0), L}, imgs.options());
+  // Noise for the whole global batch, this part's rows: the same masks for any number of ranks.
+  const int64_t B = imgs.size(0), G = views.global_batch > 0 ? views.global_batch : B;
+  MEDFM_CHECK(views.first_slot >= 0 && views.first_slot + B <= G, "mae: slots ", views.first_slot, "+", B, " outside ", G);
+  auto noise = torch::rand({G, L}, imgs.options()).narrow(0, views.first_slot, B);
   auto [pred, mask] = model_->forward(imgs, noise);
   auto l = mae_loss(imgs, pred.to(torch::kFloat32), mask, cfg.patch_size, o_.norm_pix_loss);
   return {l, {{"mae", l.item<double>()}}};

@@ -18,6 +18,10 @@ namespace medfm::train {
 // order (DINO: the global crops first, then the local ones).
 struct Views {
   std::vector<torch::Tensor> crops;
+  // Where these images sit in the step's global batch (all ranks, all micro-batches): per-image
+  // randomness drawn for the global batch and sliced (MAE's masking) is then the same whatever the
+  // number of processes. global_batch 0: the crops are the whole batch.
+  int64_t first_slot = 0, global_batch = 0;
 };
 
 struct StepLoss {

@@ -54,6 +54,11 @@ StepResult Trainer::step(const std::vector<Views>& micro) {
     for (const auto& [k, v] : out.terms) r.terms[k] += v * scale;
     (micro.size() == 1 ? out.loss : out.loss * scale).backward();
   }
+  if (o_.dist && o_.dist->active()) {
+    o_.dist->average_gradients(obj_.trained());
+    r.loss = o_.dist->mean(r.loss);
+    for (auto& [k, v] : r.terms) v = o_.dist->mean(v);
+  }
   if (o_.clip_mode == "per_param") clip_gradients_per_param(obj_.trained(), o_.clip_grad);
   else if (o_.clip_mode == "global") torch::nn::utils::clip_grad_norm_(obj_.trained().parameters(), o_.clip_grad);
   obj_.after_backward(step_);

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "medfm/models/precision.h"
+#include "medfm/train/distributed.h"
 #include "medfm/train/objective.h"
 #include "medfm/train/schedule.h"
 
@@ -23,6 +24,9 @@ struct TrainerOptions {
   // gradients); fp16 only on CUDA.
   models::Precision precision = models::Precision::FP32;
   c10::Device device = c10::Device(c10::kCPU);
+  // Data parallel: gradients averaged over the ranks after backward (before clipping); the
+  // reported loss and terms are the ranks' means. nullptr: one process.
+  Dist* dist = nullptr;
 };
 
 struct StepResult {

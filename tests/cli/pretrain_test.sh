@@ -52,6 +52,17 @@ assert len(l) == 12 and sum(l[-3:]) < sum(l[:3]), l
 \""
 check "simclr on tissue tiles of a slide at 1 um/px" bash -c "'$BIN' pretrain --config '$CFG/simclr_tiny.toml' $SMALL --slides '$D/slides/tiling/t05.tif' --set data.slide_mpp=1.0 --set data.slide_tile=96 --set views.preset=pathology --max-steps 3 --out '$T/s' $Q > '$T/s.txt' && grep -q 'steps 0 -> 3' '$T/s.txt' && grep -q '\"stopped_by\": \"max_steps\"' '$T/s/run.json' && grep -q 'tissue tiles' '$T/s/run.json'"
 check "dino on a mixture of images and a volume, bf16 autocast" bash -c "'$BIN' pretrain --config '$CFG/dino_tiny.toml' $SMALL --images '$D/images' --volumes '$D/mricron/ch2.nii.gz' --set data.weights=[1.0,1.0] --set train.precision=bf16 --max-steps 2 --out '$T/x' $Q > /dev/null && grep -q 'weight 0.5' '$T/x/run.json'"
+# Two processes on loopback (c10d Gloo), half the batch each: the losses of one process with all of it.
+for m in dino simclr mae; do
+  check "$m: 2 processes x 4 images = 1 process x 8 images (losses within 1e-5)" bash -c "'$BIN' pretrain --config '$CFG/${m}_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --out '$T/one_$m' $Q > /dev/null && '$BIN' launch -n 2 -- medfm pretrain --config '$CFG/${m}_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --out '$T/two_$m' $Q > '$T/two_$m.txt' 2>&1 && grep -q '\"processes\": 2' '$T/two_$m/run.json' && $PY -c \"
+import json, sys
+a = [json.loads(l)['loss'] for l in open('$T/one_$m/metrics.jsonl')]; b = [json.loads(l)['loss'] for l in open('$T/two_$m/metrics.jsonl')]
+assert len(a) == len(b) == 4, (a, b)
+assert all(abs(x - y) <= 1e-5 * abs(x) for x, y in zip(a, b)), (a, b)
+\""
+done
+check "launch: a failing process fails the launch" expect_exit 1 "" "$BIN" launch -n 2 -- medfm pretrain --config "$CFG/dino_tiny.toml" --out "$T/n" $Q
+check "a batch that does not split over the processes" expect_exit 1 "must split evenly" "$BIN" launch -n 3 -- medfm pretrain --config "$CFG/dino_tiny.toml" $SMALL --images "$D/images" --out "$T/n3" $Q
 check "an existing run is not overwritten without --resume" expect_exit 1 "holds a run already" "$BIN" pretrain --config "$CFG/dino_tiny.toml" $SMALL --images "$D/images" --max-steps 4 --out "$T/a" $Q
 check "no data" expect_exit 1 "no data" "$BIN" pretrain --config "$CFG/dino_tiny.toml" --out "$T/n" $Q
 check "unknown method" expect_exit 1 "is not dino, mae or simclr" "$BIN" pretrain --method byol --images "$D/images" --out "$T/n" $Q
