@@ -21,6 +21,8 @@
 #include "medfm/eval/chart.h"
 #include "medfm/models/checkpoint.h"
 #include "medfm/ssl/dino_objective.h"
+#include "medfm/ssl/dinov2_objective.h"
+#include "medfm/ssl/ibot.h"
 #include "medfm/ssl/simclr_objective.h"
 #include "medfm/train/checkpoint.h"
 #include "medfm/train/distributed.h"
@@ -34,7 +36,13 @@ PretrainJob PretrainJob::defaults(const std::string& method, const std::string& 
   PretrainJob j;
   j.method = method;
   j.views = data::view_preset(preset);
-  if (method == "dino") return j;  // DINO / DINOv2's: 2 global + 8 local crops, per-parameter clipping
+  if (method == "dino") return j;  // DINO's: 2 global + 8 local crops, per-parameter clipping
+  if (method == "ibot" || method == "dinov2") {  // DINOv2's: its head trains the last layer's norm,
+    j.dino.norm_last_layer = false;               // gradients clipped per module (backbone, head)
+    j.train.clip_mode = "per_module";
+    if (method == "ibot") j.ibot.koleo_weight = 0;
+    return j;
+  }
   if (method == "mae") {           // MAE's: one crop (scale 0.2-1), flips, no colour; AdamW 0.05, no clipping
     j.views.n_global = 1, j.views.n_local = 0;
     j.views.global_scale = {0.2, 1.0};
@@ -55,11 +63,11 @@ PretrainJob PretrainJob::defaults(const std::string& method, const std::string& 
     j.train.clip_mode = "global";
     return j;
   }
-  throw ConfigError("method: '" + method + "' is not dino, mae or simclr");
+  throw ConfigError("method: '" + method + "' is not dino, ibot, dinov2, mae or simclr");
 }
 
 void PretrainJob::bind(Config& cfg) {
-  cfg.bind("method", method, "dino | mae | simclr");
+  cfg.bind("method", method, "dino | ibot | dinov2 | mae | simclr");
   cfg.bind("out", out, "run directory");
   model.bind(cfg);
   cfg.bind("model.img_size", img_size, "the encoder's native input size (0: views.global_size)");
@@ -94,6 +102,12 @@ void PretrainJob::bind(Config& cfg) {
   cfg.bind("dino.freeze_last_layer_steps", dino.freeze_last_layer_steps, "steps the head's last layer stays frozen");
   cfg.bind("dino.student_temp", dino.student_temp, "student temperature");
   cfg.bind("dino.center_momentum", dino.center_momentum, "centre EMA momentum");
+  cfg.bind("ibot.mask_ratio_min", ibot.mask_ratio_min, "masked fraction of a masked global crop: low end");
+  cfg.bind("ibot.mask_ratio_max", ibot.mask_ratio_max, "masked fraction of a masked global crop: high end");
+  cfg.bind("ibot.mask_probability", ibot.mask_probability, "fraction of global crops masked");
+  cfg.bind("ibot.loss_weight", ibot.loss_weight, "weight of the masked patch loss");
+  cfg.bind("ibot.koleo_weight", ibot.koleo_weight, "weight of KoLeo on the student cls tokens (dinov2)");
+  cfg.bind("ibot.centering", ibot.centering, "teacher targets: centering | sinkhorn_knopp");
   cfg.bind("mae.mask_ratio", mae.mask_ratio, "fraction of patches removed");
   cfg.bind("mae.decoder_dim", mae.decoder_dim, "decoder width");
   cfg.bind("mae.decoder_depth", mae.decoder_depth, "decoder blocks");
@@ -123,6 +137,27 @@ std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models:
     }
     return std::make_unique<ssl::DinoObjective>(std::move(backbone), o);
   }
+  if (job.uses_masks()) {
+    ssl::Dinov2Options o;
+    o.name = job.method;
+    o.head.out_dim = job.dino.out_dim, o.head.hidden_dim = job.dino.hidden_dim;
+    o.head.bottleneck_dim = job.dino.bottleneck_dim, o.head.norm_last_layer = job.dino.norm_last_layer;
+    o.n_local_crops = job.views.n_local;
+    o.teacher_temp = train::Schedule::linear_warmup_then_constant(job.dino.warmup_teacher_temp, job.dino.teacher_temp,
+                                                                 job.dino.teacher_temp_warmup_steps, t.max_steps);
+    o.momentum = train::Schedule::cosine(job.dino.momentum_teacher, 1.0, t.max_steps);
+    o.freeze_last_layer_steps = job.dino.freeze_last_layer_steps;
+    o.student_temp = job.dino.student_temp, o.center_momentum = job.dino.center_momentum;
+    o.ibot_weight = job.ibot.loss_weight;
+    o.koleo_weight = job.method == "ibot" ? 0.0 : job.ibot.koleo_weight;
+    o.centering = job.ibot.centering;
+    if (dp) {
+      o.all_reduce = [dist](torch::Tensor& x) { dist->all_reduce_sum(x); };
+      o.all_gather = [dist](const torch::Tensor& x) { return dist->all_gather(x); };
+      o.world_size = dist->world();
+    }
+    return std::make_unique<ssl::Dinov2Objective>(std::move(backbone), o);
+  }
   if (job.method == "mae") return std::make_unique<ssl::MaeObjective>(std::move(backbone), job.mae);
   if (job.method == "simclr") {
     ssl::SimclrOptions o;
@@ -131,7 +166,7 @@ std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models:
     if (dp) o.gather = {[dist](const torch::Tensor& t) { return dist->all_gather(t); }, dist->rank()};
     return std::make_unique<ssl::SimclrObjective>(std::move(backbone), o);
   }
-  throw ConfigError("method: '" + job.method + "' is not dino, mae or simclr");
+  throw ConfigError("method: '" + job.method + "' is not dino, ibot, dinov2, mae or simclr");
 }
 
 std::string latest_checkpoint(const std::string& run_dir) {
@@ -170,8 +205,9 @@ void validate(const PretrainJob& j) {
   MEDFM_CHECK_T(ConfigError, t.precision == "fp32" || t.precision == "bf16",
                 "train.precision: '", t.precision, "' (fp32 or bf16; fp16 training needs loss scaling, not built)");
   j.views.validate();
-  if (j.method == "dino")
-    MEDFM_CHECK_T(ConfigError, j.views.n_global == 2, "views.n_global: DINO needs 2 global crops, got ", j.views.n_global);
+  if (j.method == "dino" || j.uses_masks())
+    MEDFM_CHECK_T(ConfigError, j.views.n_global == 2, "views.n_global: ", j.method, " needs 2 global crops, got ",
+                  j.views.n_global);
   if (j.method == "simclr")
     MEDFM_CHECK_T(ConfigError, j.views.n_global == 2, "views.n_global: SimCLR needs 2 views, got ", j.views.n_global);
 }
@@ -180,10 +216,16 @@ void validate(const PretrainJob& j) {
 class ViewLoader {
  public:
   // batch: this rank's images per step, slots [rank * batch, (rank + 1) * batch) of global_batch.
+  // masks: iBOT's block masks for the global crops (grid 0: none), drawn for the whole global
+  // batch from (seed, step) and sliced, so they do not depend on the number of ranks.
+  struct Masks {
+    int grid = 0;
+    double ratio_min = 0, ratio_max = 0, probability = 0;
+  };
   ViewLoader(const PretrainSource& src, const data::ViewSpec& spec, const PreprocessSpec& pre, int64_t seed, int batch,
-             int64_t global_batch, int rank, int workers, int64_t first_step)
+             int64_t global_batch, int rank, int workers, int64_t first_step, Masks masks)
       : src_(src), spec_(spec), pre_(pre), seed_(seed), batch_(batch), global_(global_batch), rank_(rank), workers_(workers),
-        next_(first_step) {
+        next_(first_step), masks_(masks) {
     for (int i = 0; i < kAhead; ++i) ahead_.push_back(launch(next_ + i));
   }
   ~ViewLoader() {
@@ -248,6 +290,13 @@ class ViewLoader {
         for (auto& s : per) col.push_back(s[k]);
         v.crops.push_back(torch::stack(col));
       }
+      if (masks_.grid > 0) {
+        Rng rng({static_cast<uint64_t>(seed_), 0x6d61736bULL, static_cast<uint64_t>(step)});
+        const int n_global = spec_.n_global;
+        auto all = ssl::batch_masks(n_global * static_cast<int>(global_), masks_.grid, masks_.grid, masks_.ratio_min,
+                                    masks_.ratio_max, masks_.probability, rng);  // crop-major, as DINOv2 collates
+        v.masks = all.view({n_global, global_, -1}).narrow(1, rank_ * batch_, batch_).contiguous();
+      }
       return v;
     });
   }
@@ -263,6 +312,7 @@ class ViewLoader {
   std::deque<std::future<train::Views>> ahead_;
   std::mutex mu_;
   std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> perms_;
+  Masks masks_;
 };
 
 std::vector<train::Views> split_micro(const train::Views& v, int n) {
@@ -276,6 +326,7 @@ std::vector<train::Views> split_micro(const train::Views& v, int n) {
   for (int i = 0; i < n; ++i) {
     out[static_cast<size_t>(i)].first_slot = v.first_slot + i * part;
     out[static_cast<size_t>(i)].global_batch = v.global_batch;
+    if (v.masks.defined()) out[static_cast<size_t>(i)].masks = v.masks.narrow(1, i * part, part);
   }
   return out;
 }
@@ -357,6 +408,7 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   models::ModelSpec spec = job.model;
   const int img = job.img_size > 0 ? job.img_size : job.views.global_size;
   spec.overrides.push_back("img_size=" + std::to_string(img));
+  if (job.uses_masks()) spec.overrides.push_back("mask_token=true");
   spec.precision = "fp32";
   auto loaded = models::load_backbone(spec);
   if (!loaded.warning.empty()) say(loaded.warning);
@@ -404,7 +456,15 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
 
   const int64_t end = t.stop_after > 0 ? std::min(t.max_steps, t.stop_after) : t.max_steps;
   const int local_batch = t.batch_size / dist->world();
-  ViewLoader loader(*source, job.views, loaded.preprocess, t.seed, local_batch, t.batch_size, dist->rank(), t.workers, first);
+  ViewLoader::Masks masks;
+  if (job.uses_masks()) {
+    const int patch = backbone->config().patch_size;
+    MEDFM_CHECK_T(ConfigError, job.views.global_size % patch == 0, "views.global_size ", job.views.global_size,
+                  " is not a multiple of the patch size ", patch, " (", job.method, " masks patches)");
+    masks = {job.views.global_size / patch, job.ibot.mask_ratio_min, job.ibot.mask_ratio_max, job.ibot.mask_probability};
+  }
+  ViewLoader loader(*source, job.views, loaded.preprocess, t.seed, local_batch, t.batch_size, dist->rank(), t.workers, first,
+                    masks);
   PretrainResult res;
   res.rank = dist->rank();
   res.world = dist->world();
@@ -504,6 +564,7 @@ std::string export_backbone(const std::string& run_dir, const std::string& out, 
   const int img = job.img_size > 0 ? job.img_size : job.views.global_size;
   spec.overrides.push_back("img_size=" + std::to_string(img));
   spec.weights.clear();  // the checkpoint replaces them
+  if (job.uses_masks()) spec.overrides.push_back("mask_token=true");
   auto loaded = models::load_backbone(spec);
   models::Vit backbone = *models::vit_of(*loaded.backbone);
   auto objective = make_objective(job, backbone);
@@ -515,17 +576,24 @@ std::string export_backbone(const std::string& run_dir, const std::string& out, 
   auto out_vit = objective->export_backbone();
   PreprocessSpec p = loaded.preprocess;  // the normalisation the views used, at the trained size
   p.resize_size = img, p.input_size = img;
+  // The mask token is a training-time parameter timm's ViT does not have: left out, so timm
+  // loads the file strictly, and so is its override.
+  std::vector<std::string> overrides;
+  for (const auto& o : models::parse_overrides(spec.overrides))
+    if (o.first != "mask_token") overrides.push_back(o.first + "=" + o.second);
   std::map<std::string, std::string> meta{
       {"format", "pt"},
       {"medfm.model", loaded.provenance.at("model")},
-      {"medfm.overrides", loaded.provenance.count("model_overrides") ? loaded.provenance.at("model_overrides")
-                                                                     : nlohmann::json(spec.overrides).dump()},
+      {"medfm.overrides", nlohmann::json(overrides).dump()},
       {"medfm.preprocess", nlohmann::json{{"resize", p.resize_size}, {"crop", p.input_size}, {"interpolation", p.interpolation},
                                           {"mean", p.mean}, {"std", p.std}, {"intensity", p.intensity}}
                                .dump()},
       {"medfm.method", job.method},
       {"medfm.checkpoint_step", std::to_string(train::read_checkpoint_info(ckpt).step)}};
-  models::save_vit_weights(out_vit, out, meta);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& kv : out_vit->named_parameters(true))
+    if (kv.key() != "mask_token") tensors.emplace_back(kv.key(), kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous());
+  save_safetensors(out, tensors, meta);
   return ckpt;
 }
 

@@ -1,4 +1,4 @@
-// `medfm pretrain` as data: a self-supervised method (dino | mae | simclr) trains a registry ViT
+// `medfm pretrain` as data: a self-supervised method (dino | ibot | dinov2 | mae | simclr) trains a registry ViT
 // (random or released weights through model.weights) on images streamed from data.* sources, with
 // views made on loader threads. The run directory holds:
 //   config.toml      the resolved configuration (a resume reads it back)
@@ -43,7 +43,7 @@ struct PretrainTrain {
   double min_lr = 1e-6;
   int64_t warmup_steps = 100;
   double weight_decay = 0.04, weight_decay_end = 0.4;
-  std::string clip_mode = "per_param";
+  std::string clip_mode = "per_param";  // per_param | per_module | global | none
   double clip_grad = 3.0;
   std::string precision = "fp32";  // fp32 | bf16 (autocast)
   int64_t seed = 0;
@@ -62,13 +62,20 @@ struct PretrainDino {
   double student_temp = 0.1, center_momentum = 0.9;
 };
 
+struct PretrainIbot {  // iBOT's masked patch loss (methods ibot and dinov2)
+  double mask_ratio_min = 0.1, mask_ratio_max = 0.5, mask_probability = 0.5;
+  double loss_weight = 1.0;
+  double koleo_weight = 0.1;            // dinov2 only (ibot: 0)
+  std::string centering = "centering";  // centering | sinkhorn_knopp (both the cls and patch targets)
+};
+
 struct PretrainSimclr {
   int hidden_dim = 2048, out_dim = 128;
   double temperature = 0.1;
 };
 
 struct PretrainJob {
-  std::string method = "dino";  // dino | mae | simclr
+  std::string method = "dino";  // dino | ibot | dinov2 | mae | simclr
   std::string out;              // run directory
   bool resume = false;
   models::ModelSpec model;
@@ -77,12 +84,14 @@ struct PretrainJob {
   data::ViewSpec views;
   PretrainTrain train;
   PretrainDino dino;
+  PretrainIbot ibot;
   ssl::MaeOptions mae;
   PretrainSimclr simclr;
 
   // The defaults for a method and a view preset (the keys a config does not set keep these).
   static PretrainJob defaults(const std::string& method, const std::string& preset);
-  void bind(Config& cfg);  // method, out, model.*, data.*, views.*, train.*, dino.*, mae.*, simclr.*
+  void bind(Config& cfg);  // method, out, model.*, data.*, views.*, train.*, dino.*, ibot.*, mae.*, simclr.*
+  bool uses_masks() const { return method == "ibot" || method == "dinov2"; }
 };
 
 struct PretrainProgress {

@@ -78,7 +78,9 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
   if (center_.device() != teacher.device()) center_ = center_.to(teacher.device());
   auto s = (student / student_temp_).chunk(n_crops_);
   const double temp = teacher_temp_[step];
-  auto t = torch::softmax((teacher - center_) / temp, -1).detach().chunk(2);
+  auto t = (sinkhorn_ ? sinkhorn_knopp(teacher.detach(), temp, teacher.size(0) * world_size, all_reduce)
+                      : torch::softmax((teacher - center_) / temp, -1).detach())
+               .chunk(2);
   torch::Tensor total;
   int n_terms = 0;
   for (int iq = 0; iq < 2; ++iq) {
@@ -90,7 +92,7 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
     }
   }
   total = total / n_terms;
-  {  // centre update, after the loss (as DINO)
+  if (!sinkhorn_) {  // centre update, after the loss (as DINO)
     torch::NoGradGuard ng;
     auto batch_center = teacher.detach().sum(0, true);
     if (all_reduce) all_reduce(batch_center);
@@ -98,6 +100,23 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
     center_ = center_ * center_momentum_ + batch_center * (1 - center_momentum_);
   }
   return total;
+}
+
+torch::Tensor sinkhorn_knopp(const torch::Tensor& teacher, double temp, int64_t n_total, const AllReduce& all_reduce,
+                             int iterations) {
+  torch::NoGradGuard ng;
+  auto q = torch::exp(teacher.to(torch::kFloat32) / temp).t();  // [K,B]
+  const double K = static_cast<double>(q.size(0)), B = static_cast<double>(n_total);
+  auto sum = q.sum();
+  if (all_reduce) all_reduce(sum);
+  q = q / sum;
+  for (int it = 0; it < iterations; ++it) {
+    auto rows = q.sum(1, true);
+    if (all_reduce) all_reduce(rows);
+    q = q / rows / K;
+    q = q / q.sum(0, true) / B;
+  }
+  return (q * B).t();
 }
 
 void ema_update(torch::nn::Module& teacher, const torch::nn::Module& student, double momentum) {

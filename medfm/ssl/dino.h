@@ -69,13 +69,21 @@ class DinoLoss {
                            const AllReduce& all_reduce = {}, int world_size = 1);
   const torch::Tensor& center() const { return center_; }
   void set_center(const torch::Tensor& c) { center_ = c.clone(); }
+  // DINOv2's alternative to centring: the teacher's targets from Sinkhorn-Knopp (no centre kept).
+  void use_sinkhorn_knopp(bool on) { sinkhorn_ = on; }
 
  private:
+  bool sinkhorn_ = false;
   int n_crops_;
   train::Schedule teacher_temp_;
   double student_temp_, center_momentum_;
   torch::Tensor center_;  // [1,K]
 };
+
+// DINOv2's sinkhorn_knopp_teacher: teacher logits [B,K] -> soft assignments [B,K] (each row sums
+// to 1, prototypes used equally over the n_total samples of every rank), 3 iterations.
+torch::Tensor sinkhorn_knopp(const torch::Tensor& teacher, double temp, int64_t n_total, const AllReduce& all_reduce = {},
+                             int iterations = 3);
 
 // teacher <- m * teacher + (1 - m) * student for parameters matched by name (same module layout);
 // no autograd.

@@ -22,6 +22,9 @@ struct Views {
   // randomness drawn for the global batch and sliced (MAE's masking) is then the same whatever the
   // number of processes. global_batch 0: the crops are the whole batch.
   int64_t first_slot = 0, global_batch = 0;
+  // iBOT / DINOv2: which patches of each global crop the student sees masked, [n_global, B, h*w]
+  // bool (undefined for other methods).
+  torch::Tensor masks;
 };
 
 struct StepLoss {
@@ -43,6 +46,9 @@ class Objective {
   virtual void after_backward(int64_t step) {}
   // After the optimiser step (e.g. the EMA teacher).
   virtual void after_step(int64_t step) {}
+  // A factor on a group's scheduled learning rate at this step (DINOv2: 0 for the head's last
+  // layer while it is frozen).
+  virtual double lr_scale(const ParamGroup& group, int64_t step) const { return 1.0; }
   // Everything besides the optimiser that a checkpoint holds to resume bit-exactly: parameters and
   // buffers of every module the method owns (student, teacher, heads) and its running state (DINO's
   // centre), by name. load_state takes the same names back (Error naming a missing or mis-shaped one).

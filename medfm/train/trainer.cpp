@@ -20,8 +20,9 @@ void clip_gradients_per_param(torch::nn::Module& m, double clip) {
 }
 
 Trainer::Trainer(Objective& objective, TrainerOptions options) : obj_(objective), o_(std::move(options)) {
-  MEDFM_CHECK_T(ConfigError, o_.clip_mode == "per_param" || o_.clip_mode == "global" || o_.clip_mode == "none",
-                "train.clip_mode: '", o_.clip_mode, "' is not per_param, global or none");
+  MEDFM_CHECK_T(ConfigError,
+                o_.clip_mode == "per_param" || o_.clip_mode == "per_module" || o_.clip_mode == "global" || o_.clip_mode == "none",
+                "train.clip_mode: '", o_.clip_mode, "' is not per_param, per_module, global or none");
   groups_ = obj_.param_groups();
   opt_ = make_adamw(groups_);
 }
@@ -35,6 +36,12 @@ StepResult Trainer::step(const std::vector<Views>& micro) {
   r.lr = o_.lr[step_];
   r.weight_decay = o_.weight_decay[step_];
   set_lr_wd(*opt_, groups_, r.lr, r.weight_decay);
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    const double k = obj_.lr_scale(groups_[i], step_);
+    if (k == 1.0) continue;
+    auto& o = static_cast<torch::optim::AdamWOptions&>(opt_->param_groups()[i].options());
+    o.lr(o.lr() * k);
+  }
   opt_->zero_grad();
   const double scale = 1.0 / static_cast<double>(micro.size());
   for (const auto& views : micro) {
@@ -61,6 +68,8 @@ StepResult Trainer::step(const std::vector<Views>& micro) {
   }
   if (o_.clip_mode == "per_param") clip_gradients_per_param(obj_.trained(), o_.clip_grad);
   else if (o_.clip_mode == "global") torch::nn::utils::clip_grad_norm_(obj_.trained().parameters(), o_.clip_grad);
+  else if (o_.clip_mode == "per_module")
+    for (auto& child : obj_.trained().children()) torch::nn::utils::clip_grad_norm_(child->parameters(), o_.clip_grad);
   obj_.after_backward(step_);
   opt_->step();
   obj_.after_step(step_);

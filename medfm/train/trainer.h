@@ -16,8 +16,9 @@ namespace medfm::train {
 
 struct TrainerOptions {
   Schedule lr, weight_decay;
-  // clip_mode "per_param" (DINO: each parameter's gradient norm to at most clip_grad), "global"
-  // (DINOv2 / MAE: the norm over all parameters), "none".
+  // clip_mode "per_param" (DINO: each parameter's gradient norm to at most clip_grad), "per_module"
+  // (DINOv2: the norm over each child module of the trained one, e.g. backbone and head), "global"
+  // (the norm over all parameters), "none".
   std::string clip_mode = "per_param";
   double clip_grad = 3.0;
   // bf16 / fp16 autocast around the method's forward passes and loss (fp32 weights, optimiser and

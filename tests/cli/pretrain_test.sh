@@ -27,6 +27,14 @@ for r in rows:
 assert rows[0]['lr'] == 0 and rows[1]['lr'] > 0  # the warm-up starts at 0
 "
 check "stop after 2, resume with 1 loader thread: the same losses bit for bit" bash -c "'$BIN' pretrain --config '$CFG/dino_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --set train.checkpoint_every=2 --set train.stop_after=2 --out '$T/b' $Q > /dev/null && '$BIN' pretrain --out '$T/b' --resume --set train.stop_after=0 --set train.workers=1 $Q > '$T/b.txt' && grep -q 'steps 2 -> 4 of 4' '$T/b.txt' && a=\$(losses '$T/a/metrics.jsonl') && b=\$(losses '$T/b/metrics.jsonl') && [ \$(echo \$a | wc -w) -eq 4 ] && [ \"\$a\" = \"\$b\" ]"
+check "ibot: stop after 2 and resume (both centres, masks by step): the same losses bit for bit" bash -c "'$BIN' pretrain --config '$CFG/ibot_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --out '$T/i1' $Q > /dev/null && '$BIN' pretrain --config '$CFG/ibot_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --set train.checkpoint_every=2 --set train.stop_after=2 --out '$T/i2' $Q > /dev/null && '$BIN' pretrain --out '$T/i2' --resume --set train.stop_after=0 $Q > /dev/null && a=\$(losses '$T/i1/metrics.jsonl') && b=\$(losses '$T/i2/metrics.jsonl') && [ \$(echo \$a | wc -w) -eq 4 ] && [ \"\$a\" = \"\$b\" ] && grep -q '\"ibot\"' '$T/i1/metrics.jsonl' && ! grep -q '\"koleo\"' '$T/i1/metrics.jsonl'"
+check "dinov2 with Sinkhorn-Knopp targets on a volume: finite dino, ibot and koleo terms; export drops the mask token" bash -c "'$BIN' pretrain --config '$CFG/dinov2_tiny.toml' $SMALL --volumes '$D/mricron/ch2.nii.gz' --set ibot.centering=sinkhorn_knopp --max-steps 3 --out '$T/v2' $Q > /dev/null && '$BIN' export '$T/v2' --out '$T/v2.safetensors' > /dev/null && $PY -c \"
+import json, math, struct
+rows = [json.loads(l) for l in open('$T/v2/metrics.jsonl')]
+assert len(rows) == 3 and all(math.isfinite(r[k]) for r in rows for k in ('dino', 'ibot', 'koleo')), rows
+raw = open('$T/v2.safetensors', 'rb').read(); h = json.loads(raw[8:8 + struct.unpack('<Q', raw[:8])[0]])
+assert 'mask_token' not in h and 'mask_token' not in h['__metadata__']['medfm.overrides'], h['__metadata__']
+\""
 check "export, then embed with no --model: the run's architecture and size" bash -c "'$BIN' export '$T/a' --out '$T/a.safetensors' > /dev/null && '$BIN' embed --weights '$T/a.safetensors' --input '$D/images' --out '$T/a.h5' $Q > /dev/null && $PY -c \"
 import h5py, json
 f = h5py.File('$T/a.h5')
@@ -53,7 +61,7 @@ assert len(l) == 12 and sum(l[-3:]) < sum(l[:3]), l
 check "simclr on tissue tiles of a slide at 1 um/px" bash -c "'$BIN' pretrain --config '$CFG/simclr_tiny.toml' $SMALL --slides '$D/slides/tiling/t05.tif' --set data.slide_mpp=1.0 --set data.slide_tile=96 --set views.preset=pathology --max-steps 3 --out '$T/s' $Q > '$T/s.txt' && grep -q 'steps 0 -> 3' '$T/s.txt' && grep -q '\"stopped_by\": \"max_steps\"' '$T/s/run.json' && grep -q 'tissue tiles' '$T/s/run.json'"
 check "dino on a mixture of images and a volume, bf16 autocast" bash -c "'$BIN' pretrain --config '$CFG/dino_tiny.toml' $SMALL --images '$D/images' --volumes '$D/mricron/ch2.nii.gz' --set data.weights=[1.0,1.0] --set train.precision=bf16 --max-steps 2 --out '$T/x' $Q > /dev/null && grep -q 'weight 0.5' '$T/x/run.json'"
 # Two processes on loopback (c10d Gloo), half the batch each: the losses of one process with all of it.
-for m in dino simclr mae; do
+for m in dino dinov2 simclr mae; do
   check "$m: 2 processes x 4 images = 1 process x 8 images (losses within 1e-5)" bash -c "'$BIN' pretrain --config '$CFG/${m}_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --out '$T/one_$m' $Q > /dev/null && '$BIN' launch -n 2 -- medfm pretrain --config '$CFG/${m}_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --out '$T/two_$m' $Q > '$T/two_$m.txt' 2>&1 && grep -q '\"processes\": 2' '$T/two_$m/run.json' && $PY -c \"
 import json, sys
 a = [json.loads(l)['loss'] for l in open('$T/one_$m/metrics.jsonl')]; b = [json.loads(l)['loss'] for l in open('$T/two_$m/metrics.jsonl')]
@@ -65,7 +73,7 @@ check "launch: a failing process fails the launch" expect_exit 1 "" "$BIN" launc
 check "a batch that does not split over the processes" expect_exit 1 "must split evenly" "$BIN" launch -n 3 -- medfm pretrain --config "$CFG/dino_tiny.toml" $SMALL --images "$D/images" --out "$T/n3" $Q
 check "an existing run is not overwritten without --resume" expect_exit 1 "holds a run already" "$BIN" pretrain --config "$CFG/dino_tiny.toml" $SMALL --images "$D/images" --max-steps 4 --out "$T/a" $Q
 check "no data" expect_exit 1 "no data" "$BIN" pretrain --config "$CFG/dino_tiny.toml" --out "$T/n" $Q
-check "unknown method" expect_exit 1 "is not dino, mae or simclr" "$BIN" pretrain --method byol --images "$D/images" --out "$T/n" $Q
+check "unknown method" expect_exit 1 "is not dino, ibot, dinov2, mae or simclr" "$BIN" pretrain --method byol --images "$D/images" --out "$T/n" $Q
 check "unknown key names itself" expect_exit 1 "train.max_stepz" "$BIN" pretrain --config "$CFG/dino_tiny.toml" --set train.max_stepz=3 --out "$T/n" $Q
 check "DINO with one global crop is refused" expect_exit 1 "views.n_global" "$BIN" pretrain --config "$CFG/dino_tiny.toml" --set views.n_global=1 --images "$D/images" --out "$T/n" $Q
 check "export of a folder that is no run" expect_exit 1 "not a pretrain run" "$BIN" export "$T" --out "$T/z.safetensors"
