@@ -62,8 +62,8 @@ def resample_pos(pos, n_pre, gh, gw):
     return torch.cat([pre, grid], 1)
 
 
-def forward_tokens(cfg, p, x, upto=None, masks=None):
-    D, heads, eps = cfg["embed_dim"], cfg["num_heads"], cfg["norm_eps"]
+def prepare_tokens(cfg, p, x, masks=None):
+    """Patch embedding (masked patches -> mask_token), prefix tokens, position embedding."""
     P = cfg["patch_size"]
     B = x.shape[0]
     t = F.conv2d(x, p["patch_embed.proj.weight"], p["patch_embed.proj.bias"], stride=P)
@@ -79,12 +79,23 @@ def forward_tokens(cfg, p, x, upto=None, masks=None):
     if cfg["reg_tokens"]:
         prefix.append(p["reg_token"].expand(B, -1, -1))
     if cfg["no_embed_class"]:
-        t = torch.cat(prefix + [t + pos], 1)
-    else:
-        t = torch.cat(prefix + [t], 1) + pos
+        return torch.cat(prefix + [t + pos], 1)
+    return torch.cat(prefix + [t], 1) + pos
+
+
+def forward_tokens(cfg, p, x, upto=None, masks=None):
+    D, heads, eps = cfg["embed_dim"], cfg["num_heads"], cfg["norm_eps"]
+    t = prepare_tokens(cfg, p, x, masks)
     inter = []
-    for i in range(cfg["depth"]):
-        b = f"blocks.{i}."
+    t = run_blocks(cfg, p, t, "blocks.", cfg["depth"], D, heads, eps, inter)
+    return F.layer_norm(t, (D,), p["norm.weight"], p["norm.bias"], eps), inter
+
+
+def run_blocks(cfg, p, t, prefix, depth, D, heads, eps, inter=None):
+    """Transformer blocks (timm Block) named prefix + i + '.norm1.weight' ...; appends each output to inter."""
+    B = t.shape[0]
+    for i in range(depth):
+        b = f"{prefix}{i}."
         h = F.layer_norm(t, (D,), p[b + "norm1.weight"], p[b + "norm1.bias"], eps)
         qkv = F.linear(h, p[b + "attn.qkv.weight"], p.get(b + "attn.qkv.bias"))
         T = t.shape[1]
@@ -102,8 +113,9 @@ def forward_tokens(cfg, p, x, upto=None, masks=None):
             h = F.gelu(h)
         h = F.linear(h, p[b + "mlp.fc2.weight"], p[b + "mlp.fc2.bias"])
         t = t + (h * p[b + "ls2.gamma"] if cfg["init_values"] else h)
-        inter.append(t)
-    return F.layer_norm(t, (D,), p["norm.weight"], p["norm.bias"], eps), inter
+        if inter is not None:
+            inter.append(t)
+    return t
 
 
 def pool(cfg, tokens):
