@@ -91,6 +91,8 @@ void PretrainJob::bind(Config& cfg) {
   cfg.bind("train.workers", t.workers, "loader threads");
   cfg.bind("train.checkpoint_every", t.checkpoint_every, "steps between checkpoints (and one at the end)");
   cfg.bind("train.keep_checkpoints", t.keep_checkpoints, "checkpoints kept (the newest)");
+  cfg.bind("train.freeze_backbone_steps", t.freeze_backbone_steps,
+           "steps that train the heads only (continued pre-training from released weights)");
   cfg.bind("dino.out_dim", dino.out_dim, "prototypes (DINO head output)");
   cfg.bind("dino.hidden_dim", dino.hidden_dim, "head MLP width");
   cfg.bind("dino.bottleneck_dim", dino.bottleneck_dim, "head bottleneck");
@@ -200,6 +202,8 @@ void validate(const PretrainJob& j) {
                 "train: needs blr > 0, min_lr >= 0 and 0 <= warmup_steps <= max_steps");
   MEDFM_CHECK_T(ConfigError, t.weight_decay >= 0 && t.weight_decay_end >= 0, "train: weight decay must be >= 0");
   MEDFM_CHECK_T(ConfigError, t.workers >= 1 && t.workers <= 256, "train.workers: ", t.workers, " (1 to 256)");
+  MEDFM_CHECK_T(ConfigError, t.freeze_backbone_steps >= 0, "train.freeze_backbone_steps: ", t.freeze_backbone_steps,
+                " is negative");
   MEDFM_CHECK_T(ConfigError, t.checkpoint_every >= 0 && t.keep_checkpoints >= 1,
                 "train: checkpoint_every >= 0 and keep_checkpoints >= 1");
   MEDFM_CHECK_T(ConfigError, t.precision == "fp32" || t.precision == "bf16",
@@ -433,6 +437,7 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   to.clip_grad = t.clip_grad;
   to.precision = models::parse_precision(t.precision);
   to.dist = dist.get();
+  to.freeze_backbone_steps = t.freeze_backbone_steps;
   torch::manual_seed(static_cast<uint64_t>(t.seed));  // the heads' initialisation
   auto objective = make_objective(job, backbone, dist.get());
   dist->broadcast_module(objective->trained());  // identical by seeding already; made certain

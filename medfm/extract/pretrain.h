@@ -50,6 +50,7 @@ struct PretrainTrain {
   int workers = 2;                 // loader threads
   int64_t checkpoint_every = 500;  // steps (a checkpoint is also written at the end)
   int keep_checkpoints = 2;
+  int64_t freeze_backbone_steps = 0;  // continued pre-training: heads only for the first steps
 };
 
 struct PretrainDino {

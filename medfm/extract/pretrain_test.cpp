@@ -101,6 +101,35 @@ TEST(Pretrain, ExportLoadsWithoutModelNameAndGivesTheRunsFeatures) {
   EXPECT_GT((student->student()->backbone->embed(x) - got).abs().max().item<double>(), 1e-6);
 }
 
+TEST(Pretrain, ContinuedFromReleasedWeightsWithAFrozenWarmUp) {
+  const auto images = make_images("pt_images_w", 3);
+  // "Released" weights: a ViT-Ti (2 blocks, 8 px patches at 32 px) saved in timm's layout.
+  models::ModelSpec base;
+  base.name = "vit_tiny_patch16_224";
+  base.overrides = {"depth=2", "patch_size=8", "img_size=32"};
+  base.seed = 42;
+  auto released = models::load_backbone(base);
+  const std::string w = ::testing::TempDir() + "/pt_released.safetensors";
+  models::save_vit_weights(*models::vit_of(*released.backbone), w);
+  auto job = tiny_dino(images, ::testing::TempDir() + "/pt_run_w");
+  job.model.weights = w;
+  job.train.max_steps = 2;
+  job.train.freeze_backbone_steps = 2;
+  run_pretrain(job, toml_of(job));
+  auto st = SafeTensors::open(latest_checkpoint(job.out));
+  auto ref = SafeTensors::open(w);
+  // The student's backbone is the released one untouched; its fresh head trained.
+  for (const auto& e : ref.entries())
+    EXPECT_TRUE(torch::equal(st.get("state.student.backbone." + e.name), ref.get(e.name))) << e.name;
+  // The head as the run initialised it (seeded by train.seed) moved.
+  torch::manual_seed(static_cast<uint64_t>(job.train.seed));
+  auto obj = make_objective(job, *models::vit_of(*released.backbone));
+  auto* dino = dynamic_cast<ssl::DinoObjective*>(obj.get());
+  ASSERT_TRUE(dino);
+  const auto h0 = dino->student()->head->mlp->ptr<torch::nn::LinearImpl>(0)->weight;
+  EXPECT_GT((st.get("state.student.head.mlp.0.weight") - h0).abs().max().item<double>(), 1e-6);
+}
+
 TEST(Pretrain, RefusesAnotherRunsDirectoryAndResumesOnlyWithACheckpoint) {
   const auto images = make_images("pt_images2", 3);
   auto job = tiny_dino(images, ::testing::TempDir() + "/pt_run2");

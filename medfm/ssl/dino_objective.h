@@ -52,6 +52,7 @@ class DinoObjective : public train::Objective {
   std::vector<std::pair<std::string, torch::Tensor>> state() override;  // student.*, teacher.*, dino.center
   void load_state(const std::map<std::string, torch::Tensor>& state) override;
   models::Vit export_backbone() override { return teacher_->backbone; }
+  models::Vit trained_backbone() override { return student_->backbone; }
   DinoStudent& student() { return student_; }
   DinoStudent& teacher() { return teacher_; }
   DinoLoss& dino_loss() { return loss_; }

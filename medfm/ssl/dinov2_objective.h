@@ -50,6 +50,7 @@ class Dinov2Objective : public train::Objective {
   std::vector<std::pair<std::string, torch::Tensor>> state() override;  // student.*, teacher.*, dino.center, ibot.center
   void load_state(const std::map<std::string, torch::Tensor>& state) override;
   models::Vit export_backbone() override { return teacher_->backbone; }
+  models::Vit trained_backbone() override { return student_->backbone; }
   DinoStudent& student() { return student_; }
   DinoStudent& teacher() { return teacher_; }
 

@@ -54,6 +54,7 @@ class MaeObjective : public train::Objective {
   std::vector<std::pair<std::string, torch::Tensor>> state() override;  // model.*
   void load_state(const std::map<std::string, torch::Tensor>& state) override;
   models::Vit export_backbone() override { return model_->encoder; }
+  models::Vit trained_backbone() override { return model_->encoder; }
   MaeModel& model() { return model_; }
 
  private:

@@ -38,6 +38,7 @@ class SimclrObjective : public train::Objective {
   std::vector<std::pair<std::string, torch::Tensor>> state() override;  // model.*
   void load_state(const std::map<std::string, torch::Tensor>& state) override;
   models::Vit export_backbone() override { return model_->encoder; }
+  models::Vit trained_backbone() override { return model_->encoder; }
 
  private:
   SimclrOptions o_;

@@ -57,6 +57,9 @@ class Objective {
   // The backbone a run exports (DINO / iBOT / DINOv2: the teacher's, as their evaluations use;
   // MAE, SimCLR: the encoder).
   virtual models::Vit export_backbone() = 0;
+  // The backbone being trained (the student's): frozen during a warm-up when continuing from
+  // released weights (TrainerOptions::freeze_backbone_steps).
+  virtual models::Vit trained_backbone() = 0;
 };
 
 // Appends a module's parameters and buffers as prefix + name.

@@ -77,6 +77,7 @@ class NanObjective : public Objective {
   std::vector<std::pair<std::string, torch::Tensor>> state() override { return {}; }
   void load_state(const std::map<std::string, torch::Tensor>&) override {}
   models::Vit export_backbone() override { return models::Vit(nullptr); }
+  models::Vit trained_backbone() override { return models::Vit(nullptr); }
   torch::nn::Linear lin;
 };
 
@@ -98,6 +99,7 @@ class LinObjective : public Objective {
   }
   void load_state(const std::map<std::string, torch::Tensor>& s) override { load_module_state(*lin, "lin.", s); }
   models::Vit export_backbone() override { return models::Vit(nullptr); }
+  models::Vit trained_backbone() override { return models::Vit(nullptr); }
   torch::nn::Linear lin;
 };
 

@@ -61,6 +61,12 @@ StepResult Trainer::step(const std::vector<Views>& micro) {
     for (const auto& [k, v] : out.terms) r.terms[k] += v * scale;
     (micro.size() == 1 ? out.loss : out.loss * scale).backward();
   }
+  if (step_ < o_.freeze_backbone_steps) {
+    auto bb = obj_.trained_backbone();
+    MEDFM_CHECK(bb, "train: ", obj_.name(), " has no backbone to freeze");
+    for (auto& p : bb->parameters())
+      if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
+  }
   if (o_.dist && o_.dist->active()) {
     o_.dist->average_gradients(obj_.trained());
     r.loss = o_.dist->mean(r.loss);

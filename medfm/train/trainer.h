@@ -28,6 +28,9 @@ struct TrainerOptions {
   // Data parallel: gradients averaged over the ranks after backward (before clipping); the
   // reported loss and terms are the ranks' means. nullptr: one process.
   Dist* dist = nullptr;
+  // The first steps train only the heads (the backbone's gradients are dropped, so AdamW leaves
+  // it untouched: no update, no weight decay, no moments).
+  int64_t freeze_backbone_steps = 0;
 };
 
 struct StepResult {
