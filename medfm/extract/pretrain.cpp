@@ -412,7 +412,6 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   models::ModelSpec spec = job.model;
   const int img = job.img_size > 0 ? job.img_size : job.views.global_size;
   spec.overrides.push_back("img_size=" + std::to_string(img));
-  if (job.uses_masks()) spec.overrides.push_back("mask_token=true");
   spec.precision = "fp32";
   auto loaded = models::load_backbone(spec);
   if (!loaded.warning.empty()) say(loaded.warning);
@@ -420,6 +419,23 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   models::Vit* vit = models::vit_of(*loaded.backbone);
   MEDFM_CHECK_T(ConfigError, vit, "pretrain: model.torchscript cannot be trained (give a registry model.name)");
   models::Vit backbone = *vit;
+  if (job.uses_masks() && !backbone->mask_token.defined()) {
+    // iBOT / DINOv2 need a mask token; released weights rarely carry one (timm's never, DINOv2's
+    // own .pth do): the loaded weights go into a model that has one, kept from the file when there.
+    auto cfg = backbone->config();
+    cfg.mask_token = true;
+    models::Vit with(cfg);
+    torch::NoGradGuard ng;
+    auto dst = with->named_parameters(true);
+    for (const auto& kv : backbone->named_parameters(true)) dst[kv.key()].copy_(kv.value());
+    const auto& w = spec.weights;
+    if (w.size() > 12 && w.compare(w.size() - 12, 12, ".safetensors") == 0) {
+      auto st = SafeTensors::open(w);
+      if (st.contains("mask_token") && st.get("mask_token").numel() == with->mask_token.numel())
+        with->mask_token.copy_(st.get("mask_token").view_as(with->mask_token));
+    }
+    backbone = with;
+  }
   backbone->train();
 
   if (job.method == "mae")

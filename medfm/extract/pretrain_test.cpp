@@ -121,6 +121,13 @@ TEST(Pretrain, ContinuedFromReleasedWeightsWithAFrozenWarmUp) {
   // The student's backbone is the released one untouched; its fresh head trained.
   for (const auto& e : ref.entries())
     EXPECT_TRUE(torch::equal(st.get("state.student.backbone." + e.name), ref.get(e.name))) << e.name;
+  // DINOv2 from the same timm-layout file (no mask token in it): the token is added, fresh.
+  auto d2 = tiny_dino(images, ::testing::TempDir() + "/pt_run_w2");
+  d2.method = "dinov2";
+  d2.model.weights = w;
+  d2.train.max_steps = 1;
+  EXPECT_NO_THROW(run_pretrain(d2, toml_of(d2)));
+  EXPECT_TRUE(SafeTensors::open(latest_checkpoint(d2.out)).contains("state.student.backbone.mask_token"));
   // The head as the run initialised it (seeded by train.seed) moved.
   torch::manual_seed(static_cast<uint64_t>(job.train.seed));
   auto obj = make_objective(job, *models::vit_of(*released.backbone));

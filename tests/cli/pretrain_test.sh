@@ -71,6 +71,14 @@ assert all(abs(x - y) <= 1e-5 * abs(x) for x, y in zip(a, b)), (a, b)
 done
 check "launch: a failing process fails the launch" expect_exit 1 "" "$BIN" launch -n 2 -- medfm pretrain --config "$CFG/dino_tiny.toml" --out "$T/n" $Q
 check "a batch that does not split over the processes" expect_exit 1 "must split evenly" "$BIN" launch -n 3 -- medfm pretrain --config "$CFG/dino_tiny.toml" $SMALL --images "$D/images" --out "$T/n3" $Q
+for m in dino ibot dinov2 mae simclr; do
+  check "$m from its shipped config on images + a slide + a volume at once" bash -c "'$BIN' pretrain --config '$CFG/${m}_tiny.toml' $SMALL --images '$D/images' --slides '$D/slides/tiling/t05.tif' --set data.slide_mpp=1.0 --set data.slide_tile=96 --volumes '$D/mricron/ch2.nii.gz' --max-steps 2 --out '$T/all_$m' $Q > /dev/null && $PY -c \"
+import json, math
+r = json.load(open('$T/all_$m/run.json'))
+assert r['steps_done'] == 2 and math.isfinite(r['last_loss']), r
+assert 'images: 3 files' in r['data'] and 'tissue tiles' in r['data'] and 'volumes: 1 volumes' in r['data'], r['data']
+\""
+done
 check "an existing run is not overwritten without --resume" expect_exit 1 "holds a run already" "$BIN" pretrain --config "$CFG/dino_tiny.toml" $SMALL --images "$D/images" --max-steps 4 --out "$T/a" $Q
 check "no data" expect_exit 1 "no data" "$BIN" pretrain --config "$CFG/dino_tiny.toml" --out "$T/n" $Q
 check "unknown method" expect_exit 1 "is not dino, ibot, dinov2, mae or simclr" "$BIN" pretrain --method byol --images "$D/images" --out "$T/n" $Q
