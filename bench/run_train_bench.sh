@@ -75,7 +75,7 @@ d.line([(px(x), py(y)) for x, y in zip(xs, ys)], fill=(31, 119, 180), width=3)
 for x, y in zip(xs, ys):
     d.ellipse([px(x) - 4, py(y) - 4, px(x) + 4, py(y) + 4], fill=(31, 119, 180))
     d.text((px(x) - 8, H - Bm + 8), str(x), fill=(40, 40, 40))
-d.text((L, 12), "medfm pretrain (DINO tiny) images/s vs processes, Gloo on loopback; grey: ideal", fill=(40, 40, 40))
+d.text((L, 12), "medfm pretrain, DINO tiny: images/s (grey: ideal)", fill=(40, 40, 40))
 d.text((W // 2 - 30, H - 22), "processes", fill=(40, 40, 40))
 img.save(out + "/train_scaling.png")
 PYEOF
