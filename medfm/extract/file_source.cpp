@@ -22,12 +22,6 @@ std::string fmt2(double a, double b) {
   return s;
 }
 
-// Values that are display values already (8/16-bit image files, colour DICOM) vs measurements
-// (CT HU, MR, any float) that need an intensity window.
-bool is_display_image(const Image& img) {
-  return img.format == "png" || img.format == "jpeg" || img.format == "tiff" || img.format == "bmp" ||
-         img.channels() >= 3;
-}
 
 class FileSource : public Source {
  public:
@@ -142,6 +136,11 @@ class FileSource : public Source {
 };
 
 }  // namespace
+
+bool is_display_image(const Image& img) {
+  return img.format == "png" || img.format == "jpeg" || img.format == "tiff" || img.format == "bmp" ||
+         img.channels() >= 3;
+}
 
 std::unique_ptr<Source> make_file_source(InputList inputs, SampleOptions options) {
   return std::make_unique<FileSource>(std::move(inputs), std::move(options));

@@ -53,10 +53,6 @@ std::string count(int64_t n) {
   return s;
 }
 
-bool is_display(const Image& img) {
-  return img.format == "png" || img.format == "jpeg" || img.format == "tiff" || img.format == "bmp" || img.channels() >= 3;
-}
-
 class ImageFiles : public PretrainSource {
  public:
   ImageFiles(std::vector<std::string> paths, const PretrainData& d) : paths_(std::move(paths)), read_(d.read.options()) {
@@ -76,7 +72,7 @@ class ImageFiles : public PretrainSource {
       MEDFM_CHECK_T(ConfigError, !(img.is_volume && img.pixels.dim() == 4 && img.pixels.size(1) > 1),
                     "a volume: give it in data.volumes");
       at::Tensor chw = img.pixels.dim() == 4 ? img.pixels.select(1, 0) : img.pixels;  // [C,1,Y,X] -> [C,Y,X]
-      if (is_display(img)) return data::display_to_rgb01(chw, img.stored_dtype);
+      if (is_display_image(img)) return data::display_to_rgb01(chw, img.stored_dtype);
       auto map = data::intensity_map(img, intensity_);
       MEDFM_CHECK_T(ConfigError, !map.zscore, "data.window: zscore gives no [0,1] image for the views");
       return data::apply_intensity(chw.narrow(0, 0, 1), map);

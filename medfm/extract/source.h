@@ -56,6 +56,10 @@ class Source {
   virtual std::vector<Sample> load(size_t i) const = 0;   // thread-safe; throws naming the file
 };
 
+// Values that are display values already (PNG / JPEG / TIFF / BMP files, colour DICOM) rather than
+// measurements (CT HU, MR, any float) that need an intensity window.
+bool is_display_image(const Image& img);
+
 // How inputs become samples.
 struct SampleOptions {
   PreprocessSpec preprocess;          // the model's resize / crop / normalisation

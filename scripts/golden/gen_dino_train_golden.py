@@ -26,14 +26,7 @@ STEPS, B, K = 10, 4, 64
 
 def main(out):
     g = torch.Generator().manual_seed(3)
-    p = vit_ref.init_params(CFG, g)
-    for k, v in p.items():  # trained-network magnitudes
-        if "norm" in k and k.endswith("weight"):
-            p[k] = torch.ones_like(v)
-        elif k.endswith(".bias"):
-            p[k] = torch.zeros_like(v)
-        else:
-            p[k] = torch.randn(v.shape, generator=g) * 0.05
+    p = vit_ref.trained_params(CFG, g)
     torch.manual_seed(3)
     head = DINOHead(CFG["embed_dim"], K, hidden_dim=48, bottleneck_dim=16)
     t = {"p." + k: v.clone() for k, v in p.items()}

@@ -166,14 +166,7 @@ STEPS, B, K, NL = 10, 4, 64, 2
 def train_golden(out):
     g = torch.Generator().manual_seed(7)
     random.seed(7)
-    p = vit_ref.init_params(CFG, g)
-    for k, v in p.items():
-        if "norm" in k and k.endswith("weight"):
-            p[k] = torch.ones_like(v)
-        elif k.endswith(".bias"):
-            p[k] = torch.zeros_like(v)
-        else:
-            p[k] = torch.randn(v.shape, generator=g) * 0.05
+    p = vit_ref.trained_params(CFG, g)
     p["mask_token"] = torch.randn(1, CFG["embed_dim"], generator=g) * 0.05
     torch.manual_seed(7)
     head = DINOHead(CFG["embed_dim"], K, hidden_dim=48, bottleneck_dim=16)

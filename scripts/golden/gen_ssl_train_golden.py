@@ -44,18 +44,6 @@ def sincos_2d(dim, grid_size):  # get_2d_sincos_pos_embed(..., cls_token=True)
     return np.concatenate([np.zeros([1, dim]), emb], axis=0)
 
 
-def base_params(g):
-    p = vit_ref.init_params(CFG, g)
-    for k, v in p.items():
-        if "norm" in k and k.endswith("weight"):
-            p[k] = torch.ones_like(v)
-        elif k.endswith(".bias"):
-            p[k] = torch.zeros_like(v)
-        else:
-            p[k] = torch.randn(v.shape, generator=g) * 0.05
-    return p
-
-
 def adamw(named, no_decay_names):
     nd = lambda n, q: q.ndim <= 1 or n.endswith(".bias") or n in no_decay_names
     decay = [q for n, q in named if not nd(n, q)]
@@ -69,7 +57,7 @@ def mae(out):
     D, DD, HEADS, P = CFG["embed_dim"], 16, 2, CFG["patch_size"]
     grid = CFG["img_size"] // P
     L = grid * grid
-    p = {"encoder." + k: v for k, v in base_params(g).items()}
+    p = {"encoder." + k: v for k, v in vit_ref.trained_params(CFG, g).items()}
     r = lambda *s: torch.randn(*s, generator=g) * 0.05
     p["decoder_embed.weight"], p["decoder_embed.bias"] = r(DD, D), torch.zeros(DD)
     p["mask_token"] = r(1, 1, DD)
@@ -126,7 +114,7 @@ def mae(out):
 def simclr(out):
     g = torch.Generator().manual_seed(23)
     D = CFG["embed_dim"]
-    p = {"encoder." + k: v for k, v in base_params(g).items()}
+    p = {"encoder." + k: v for k, v in vit_ref.trained_params(CFG, g).items()}
     r = lambda *s: torch.randn(*s, generator=g) * 0.1
     p["head.mlp.0.weight"], p["head.mlp.0.bias"] = r(48, D), torch.zeros(48)
     p["head.mlp.2.weight"], p["head.mlp.2.bias"] = r(16, 48), torch.zeros(16)

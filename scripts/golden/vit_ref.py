@@ -49,6 +49,20 @@ def init_params(cfg, gen):
     return p
 
 
+def trained_params(cfg, gen):
+    """Parameters with a trained network's magnitudes for training goldens: norms 1, biases 0, the
+    rest N(0, 0.05), drawn after init_params from the same generator."""
+    p = init_params(cfg, gen)
+    for k, v in p.items():
+        if "norm" in k and k.endswith("weight"):
+            p[k] = torch.ones_like(v)
+        elif k.endswith(".bias"):
+            p[k] = torch.zeros_like(v)
+        else:
+            p[k] = torch.randn(v.shape, generator=gen) * 0.05
+    return p
+
+
 def resample_pos(pos, n_pre, gh, gw):
     n_old = pos.shape[1] - n_pre
     g = int(math.sqrt(n_old))

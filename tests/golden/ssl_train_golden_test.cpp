@@ -12,32 +12,17 @@
 namespace medfm::ssl {
 namespace {
 
-double max_rel(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
-}
-
 void load_params(torch::nn::Module& m, const SafeTensors& st, const std::string& prefix) {
   torch::NoGradGuard ng;
   for (auto& p : m.named_parameters()) p.value().copy_(st.get(prefix + p.key()));
 }
 
-// Final weights; the key third of a qkv bias gets only rounding noise (see dino_train_golden_test).
+// Final weights (models::golden::expect_trained_param).
 void expect_final(torch::nn::Module& m, const SafeTensors& st, const train::Schedule& lr) {
   double lr_sum = 0;
   for (int64_t i = 0; i < lr.size(); ++i) lr_sum += lr[i];
-  for (auto& p : m.named_parameters()) {
-    const auto& name = p.key();
-    auto got = p.value(), want = st.get("final." + name);
-    if (name.find("attn.qkv.bias") == std::string::npos) {
-      EXPECT_LT(max_rel(got, want), 1e-4) << name;
-      continue;
-    }
-    const int64_t d = got.size(0) / 3;
-    EXPECT_LT(max_rel(got.narrow(0, 0, d), want.narrow(0, 0, d)), 1e-4) << name << " (q)";
-    EXPECT_LT(max_rel(got.narrow(0, 2 * d, d), want.narrow(0, 2 * d, d)), 1e-4) << name << " (v)";
-    EXPECT_LE((got.narrow(0, d, d) - want.narrow(0, d, d)).abs().max().item<double>(), 2 * lr_sum) << name << " (k)";
-  }
+  for (auto& p : m.named_parameters())
+    models::golden::expect_trained_param(p.key(), p.value(), st.get("final." + p.key()), lr_sum);
 }
 
 TEST(MaeTrainGolden, TenStepsMatchPython) {
