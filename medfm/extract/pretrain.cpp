@@ -120,6 +120,12 @@ void PretrainJob::bind(Config& cfg) {
   cfg.bind("simclr.temperature", simclr.temperature, "NT-Xent temperature");
 }
 
+models::ModelSpec PretrainJob::trained_model_spec() const {
+  models::ModelSpec spec = model;
+  spec.overrides.push_back("img_size=" + std::to_string(trained_img_size()));
+  return spec;
+}
+
 std::unique_ptr<train::Objective> make_objective(const PretrainJob& job, models::Vit backbone, train::Dist* dist) {
   const bool dp = dist && dist->active();
   const auto& t = job.train;
@@ -409,9 +415,8 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   }
 
   // Model: the registry entry at the views' size, random or released weights.
-  models::ModelSpec spec = job.model;
-  const int img = job.img_size > 0 ? job.img_size : job.views.global_size;
-  spec.overrides.push_back("img_size=" + std::to_string(img));
+  models::ModelSpec spec = job.trained_model_spec();
+  const int img = job.trained_img_size();
   spec.precision = "fp32";
   auto loaded = models::load_backbone(spec);
   if (!loaded.warning.empty()) say(loaded.warning);
@@ -581,19 +586,13 @@ std::string export_backbone(const std::string& run_dir, const std::string& out, 
   const std::string ckpt = checkpoint.empty() ? latest_checkpoint(run_dir) : checkpoint;
   MEDFM_CHECK_T(IoError, !ckpt.empty(), "export: no checkpoint in ", run_dir, "/checkpoints");
   const PretrainJob job = load_pretrain_job(cfg_path, bind_extra);
-  models::ModelSpec spec = job.model;
-  const int img = job.img_size > 0 ? job.img_size : job.views.global_size;
-  spec.overrides.push_back("img_size=" + std::to_string(img));
+  models::ModelSpec spec = job.trained_model_spec();
+  const int img = job.trained_img_size();
   spec.weights.clear();  // the checkpoint replaces them
   if (job.uses_masks()) spec.overrides.push_back("mask_token=true");
   auto loaded = models::load_backbone(spec);
-  models::Vit backbone = *models::vit_of(*loaded.backbone);
-  auto objective = make_objective(job, backbone);
-  auto state = SafeTensors::open(ckpt).load_all();
-  std::map<std::string, torch::Tensor> st;
-  for (auto& [k, v] : state)
-    if (k.rfind("state.", 0) == 0) st[k.substr(6)] = v;
-  objective->load_state(st);
+  auto objective = make_objective(job, *models::vit_of(*loaded.backbone));
+  const auto info = train::load_objective_state(ckpt, *objective);
   auto out_vit = objective->export_backbone();
   PreprocessSpec p = loaded.preprocess;  // the normalisation the views used, at the trained size
   p.resize_size = img, p.input_size = img;
@@ -610,11 +609,8 @@ std::string export_backbone(const std::string& run_dir, const std::string& out, 
                                           {"mean", p.mean}, {"std", p.std}, {"intensity", p.intensity}}
                                .dump()},
       {"medfm.method", job.method},
-      {"medfm.checkpoint_step", std::to_string(train::read_checkpoint_info(ckpt).step)}};
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (const auto& kv : out_vit->named_parameters(true))
-    if (kv.key() != "mask_token") tensors.emplace_back(kv.key(), kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous());
-  save_safetensors(out, tensors, meta);
+      {"medfm.checkpoint_step", std::to_string(info.step)}};
+  models::save_vit_weights(out_vit, out, meta, {"mask_token"});
   return ckpt;
 }
 

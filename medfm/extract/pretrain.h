@@ -93,6 +93,9 @@ struct PretrainJob {
   static PretrainJob defaults(const std::string& method, const std::string& preset);
   void bind(Config& cfg);  // method, out, model.*, data.*, views.*, train.*, dino.*, ibot.*, mae.*, simclr.*
   bool uses_masks() const { return method == "ibot" || method == "dinov2"; }
+  int trained_img_size() const { return img_size > 0 ? img_size : views.global_size; }
+  // model.* with the trained size as an architecture override.
+  models::ModelSpec trained_model_spec() const;
 };
 
 struct PretrainProgress {

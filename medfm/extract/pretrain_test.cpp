@@ -14,6 +14,7 @@
 #include "medfm/data/transforms.h"
 #include "medfm/io/image2d.h"
 #include "medfm/ssl/dino_objective.h"
+#include "medfm/train/checkpoint.h"
 #include "medfm/train/objective.h"
 
 namespace medfm::extract {
@@ -79,15 +80,9 @@ TEST(Pretrain, ExportLoadsWithoutModelNameAndGivesTheRunsFeatures) {
 
   // The run's own teacher backbone, rebuilt from the checkpoint.
   auto again = load_pretrain_job(job.out + "/config.toml");
-  models::ModelSpec s2 = again.model;
-  s2.overrides.push_back("img_size=32");
-  auto fresh = models::load_backbone(s2);
+  auto fresh = models::load_backbone(again.trained_model_spec());
   auto obj = make_objective(again, *models::vit_of(*fresh.backbone));
-  auto st = SafeTensors::open(latest_checkpoint(job.out)).load_all();
-  std::map<std::string, torch::Tensor> state;
-  for (auto& [k, v] : st)
-    if (k.rfind("state.", 0) == 0) state[k.substr(6)] = v;
-  obj->load_state(state);
+  train::load_objective_state(latest_checkpoint(job.out), *obj);
   auto teacher = obj->export_backbone();
   teacher->eval();
   torch::NoGradGuard ng;

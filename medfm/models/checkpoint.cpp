@@ -301,10 +301,11 @@ LoadReport load_vit_weights(Vit& model, const std::string& path, bool allow_part
   return load_into(model, st.load_all(), allow_partial, layout, " of " + path);
 }
 
-void save_vit_weights(const Vit& model, const std::string& path, const std::map<std::string, std::string>& metadata) {
+void save_vit_weights(const Vit& model, const std::string& path, const std::map<std::string, std::string>& metadata,
+                      const std::set<std::string>& skip) {
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& kv : model->named_parameters(/*recurse=*/true))
-    tensors.emplace_back(kv.key(), kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous());
+    if (!skip.count(kv.key())) tensors.emplace_back(kv.key(), kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous());
   save_safetensors(path, tensors, metadata);
 }
 

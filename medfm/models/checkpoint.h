@@ -58,6 +58,7 @@ LoadReport load_vit_weights(Vit& model, const std::string& path, bool allow_part
 // Writes the model's parameters in timm key layout (head.* and mask_token included when the model
 // has them) as float32 safetensors, atomically; `metadata` goes to the file's __metadata__.
 // load_vit_weights on a model of the same config gives bit-identical parameters.
-void save_vit_weights(const Vit& model, const std::string& path, const std::map<std::string, std::string>& metadata = {});
+void save_vit_weights(const Vit& model, const std::string& path, const std::map<std::string, std::string>& metadata = {},
+                      const std::set<std::string>& skip = {});
 
 }  // namespace medfm::models

@@ -61,8 +61,9 @@ void save_train_checkpoint(const std::string& path, Objective& objective, Traine
   save_safetensors(path, tensors, metadata);  // atomic: temporary name, then rename
 }
 
-CheckpointInfo read_checkpoint_info(const std::string& path) {
-  auto st = SafeTensors::open(path);
+namespace {
+
+CheckpointInfo info_of(const SafeTensors& st, const std::string& path) {
   CheckpointInfo info;
   info.metadata = st.metadata();
   auto it = info.metadata.find("step");
@@ -71,17 +72,32 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   return info;
 }
 
-CheckpointInfo load_train_checkpoint(const std::string& path, Objective& objective, Trainer& trainer) {
+// Checks the method, loads its state; the optimiser's tensors go to *optim when given.
+CheckpointInfo load_state_from(const std::string& path, Objective& objective, std::map<std::string, torch::Tensor>* optim) {
   auto st = SafeTensors::open(path);
-  CheckpointInfo info = read_checkpoint_info(path);
+  CheckpointInfo info = info_of(st, path);
   MEDFM_CHECK(info.metadata["objective"] == objective.name(), "checkpoint: ", path, " is a ", info.metadata["objective"],
               " checkpoint, the run is ", objective.name());
-  std::map<std::string, torch::Tensor> state, optim;
+  std::map<std::string, torch::Tensor> state;
   for (auto& [name, t] : st.load_all()) {
     if (name.rfind("state.", 0) == 0) state[name.substr(6)] = t;
-    else if (name.rfind("optim.", 0) == 0) optim[name] = t;
+    else if (optim && name.rfind("optim.", 0) == 0) (*optim)[name] = t;
   }
   objective.load_state(state);
+  return info;
+}
+
+}  // namespace
+
+CheckpointInfo read_checkpoint_info(const std::string& path) { return info_of(SafeTensors::open(path), path); }
+
+CheckpointInfo load_objective_state(const std::string& path, Objective& objective) {
+  return load_state_from(path, objective, nullptr);
+}
+
+CheckpointInfo load_train_checkpoint(const std::string& path, Objective& objective, Trainer& trainer) {
+  std::map<std::string, torch::Tensor> optim;
+  CheckpointInfo info = load_state_from(path, objective, &optim);
   auto& opt = trainer.optimizer();
   auto& ost = opt.state();
   const auto& groups = opt.param_groups();

@@ -23,5 +23,7 @@ struct CheckpointInfo {
 CheckpointInfo load_train_checkpoint(const std::string& path, Objective& objective, Trainer& trainer);
 // Only the metadata (e.g. to find the step without building the model).
 CheckpointInfo read_checkpoint_info(const std::string& path);
+// Only the method's state (no optimiser), e.g. to export a backbone: Error for another method's file.
+CheckpointInfo load_objective_state(const std::string& path, Objective& objective);
 
 }  // namespace medfm::train
