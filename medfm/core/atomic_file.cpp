@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "medfm/core/error.h"
 
@@ -26,6 +27,16 @@ void AtomicFile::commit() {
   MEDFM_CHECK_T(IoError, std::rename(temp_.c_str(), final_.c_str()) == 0, "output: cannot rename '", temp_,
                 "' to '", final_, "': ", std::strerror(errno));
   committed_ = true;
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  {
+    std::ofstream o(f.temp_path(), std::ios::binary);
+    o << text;
+    MEDFM_CHECK_T(IoError, o.good(), "output: cannot write ", path);
+  }
+  f.commit();
 }
 
 }  // namespace medfm

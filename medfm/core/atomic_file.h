@@ -23,4 +23,7 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// Writes `text` to `path` through an AtomicFile. Throws IoError.
+void write_text_atomic(const std::string& path, const std::string& text);
+
 }  // namespace medfm

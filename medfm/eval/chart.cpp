@@ -42,6 +42,55 @@ const cv::Scalar kColours[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {2
 
 }  // namespace
 
+void write_confusion_matrix(const std::string& path, const std::vector<int64_t>& counts, const std::vector<std::string>& classes,
+                            const std::string& title) {
+  const int C = static_cast<int>(classes.size());
+  MEDFM_CHECK(C > 0 && counts.size() == static_cast<size_t>(C) * C, "chart: ", counts.size(), " counts for ", C, " classes");
+  const int cell = std::clamp(640 / C, 14, 64), L = 130, T = 70, B = 110, R = 30;
+  const int W = L + C * cell + R, H = T + C * cell + B;
+  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+  const cv::Scalar ink(40, 40, 40);
+  const int font = cv::FONT_HERSHEY_SIMPLEX;
+  auto short_name = [](std::string s) { return s.size() > 14 ? s.substr(0, 13) + "~" : s; };
+  const double text_scale = std::min(0.45, cell / 70.0);
+  for (int t = 0; t < C; ++t) {
+    int64_t row = 0;
+    for (int p = 0; p < C; ++p) row += counts[t * C + p];
+    for (int p = 0; p < C; ++p) {
+      const int64_t n = counts[t * C + p];
+      const double rate = row ? static_cast<double>(n) / static_cast<double>(row) : 0.0;
+      // White (0) to the chart blue (1): RGB triples, as in the line charts.
+      const cv::Scalar c(255 - rate * (255 - 31), 255 - rate * (255 - 119), 255 - rate * (255 - 180));
+      const cv::Point a(L + p * cell, T + t * cell), b(L + (p + 1) * cell - 1, T + (t + 1) * cell - 1);
+      cv::rectangle(img, a, b, c, cv::FILLED);
+      if (cell >= 22 && n > 0) {
+        const std::string txt = std::to_string(n);
+        int base = 0;
+        auto sz = cv::getTextSize(txt, font, text_scale, 1, &base);
+        cv::putText(img, txt, {a.x + (cell - sz.width) / 2, a.y + (cell + sz.height) / 2}, font, text_scale,
+                    rate > 0.55 ? cv::Scalar(255, 255, 255) : ink, 1, cv::LINE_AA);
+      }
+    }
+    const bool every = C <= 40 || t % (C / 40 + 1) == 0;
+    if (every) cv::putText(img, short_name(classes[t]), {6, T + t * cell + cell / 2 + 4}, font, 0.38, ink, 1, cv::LINE_AA);
+  }
+  cv::rectangle(img, {L - 1, T - 1}, {L + C * cell, T + C * cell}, ink, 1);
+  // Predicted-class names written downwards under the columns (rotated text via a transposed patch).
+  for (int p = 0; p < C; ++p) {
+    if (!(C <= 40 || p % (C / 40 + 1) == 0)) continue;
+    cv::Mat patch(16, B - 30, CV_8UC3, cv::Scalar(255, 255, 255));
+    cv::putText(patch, short_name(classes[p]), {2, 12}, font, 0.38, ink, 1, cv::LINE_AA);
+    cv::Mat rot;
+    cv::rotate(patch, rot, cv::ROTATE_90_CLOCKWISE);
+    const int x = L + p * cell + cell / 2 - 8;
+    if (x >= 0 && x + rot.cols <= W) rot.copyTo(img(cv::Rect(x, T + C * cell + 4, rot.cols, rot.rows)));
+  }
+  cv::putText(img, title, {L, 24}, font, 0.6, ink, 1, cv::LINE_AA);
+  cv::putText(img, "rows: true class, columns: predicted; shade: share of the row", {L, 48}, font, 0.4, ink, 1, cv::LINE_AA);
+  auto hwc = torch::from_blob(img.data, {H, W, 3}, torch::kUInt8);
+  io::write_png(path, hwc.permute({2, 0, 1}).contiguous());
+}
+
 std::vector<double> moving_average(const std::vector<double>& v, size_t w) {
   std::vector<double> out(v.size());
   double sum = 0;
@@ -68,6 +117,10 @@ void write_line_chart(const std::string& path, const std::vector<Series>& series
   if (y1 == y0) y0 -= 0.5, y1 += 0.5;
   const double pad = (y1 - y0) * 0.05;
   y0 -= pad, y1 += pad;
+  if (std::isfinite(o.x_lo)) x0 = o.x_lo;
+  if (std::isfinite(o.x_hi)) x1 = o.x_hi;
+  if (std::isfinite(o.y_lo)) y0 = o.y_lo;
+  if (std::isfinite(o.y_hi)) y1 = o.y_hi;
   const int W = o.width, H = o.height, L = 80, R = 20, T = 50, B = 60;
   cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
   auto px = [&](double x) { return L + static_cast<int>(std::lround((x - x0) / (x1 - x0) * (W - L - R))); };
@@ -83,6 +136,13 @@ void write_line_chart(const std::string& path, const std::vector<Series>& series
     cv::putText(img, label(o.log_y ? std::pow(10.0, t) : t), {4, py(t) + 4}, font, 0.4, ink, 1, cv::LINE_AA);
   }
   cv::rectangle(img, {L, T}, {W - R, H - B}, ink, 1);
+  if (o.diagonal) {
+    const double a = std::max(x0, y0), b = std::min(x1, y1);
+    for (double t = a; t < b; t += (b - a) / 40) {
+      const double u = std::min(b, t + (b - a) / 80);
+      cv::line(img, {px(t), py(t)}, {px(u), py(u)}, {150, 150, 150}, 1, cv::LINE_AA);
+    }
+  }
   for (size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
     const cv::Scalar c = kColours[k % 6];

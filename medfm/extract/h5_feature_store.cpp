@@ -107,6 +107,24 @@ void FeatureWriter::commit() {
   file_.commit();
 }
 
+namespace {
+// A 1-D dataset of variable-length strings.
+std::vector<std::string> read_strings(const H5::DataSet& ds, const std::string& what) {
+  MEDFM_CHECK_T(FormatError, ds.getSpace().getSimpleExtentNdims() == 1, what, " is not a 1-D string dataset");
+  hsize_t n = 0;
+  ds.getSpace().getSimpleExtentDims(&n);
+  std::vector<char*> ptrs(n, nullptr);
+  if (n) ds.read(ptrs.data(), vlen_str());
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (auto* p : ptrs) {
+    out.emplace_back(p ? p : "");
+    std::free(p);
+  }
+  return out;
+}
+}  // namespace
+
 FeatureFile read_features(const std::string& path) {
   H5::Exception::dontPrint();
   FeatureFile out;
@@ -119,14 +137,18 @@ FeatureFile read_features(const std::string& path) {
     out.features = torch::empty({static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])}, torch::kFloat);
     if (dims[0]) ds.read(out.features.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
     if (f.nameExists("ids")) {
-      auto ids = f.openDataSet("ids");
-      hsize_t n;
-      ids.getSpace().getSimpleExtentDims(&n);
-      std::vector<char*> ptrs(n);
-      if (n) ids.read(ptrs.data(), vlen_str());
-      for (auto* p : ptrs) {
-        out.ids.emplace_back(p ? p : "");
-        std::free(p);
+      out.ids = read_strings(f.openDataSet("ids"), "features: " + path + ": /ids");
+      MEDFM_CHECK_T(FormatError, out.ids.size() == dims[0], "features: ", path, ": ", out.ids.size(), " ids for ", dims[0], " rows");
+    }
+    if (f.nameExists("meta")) {
+      H5::Group meta = f.openGroup("meta");
+      for (hsize_t i = 0; i < meta.getNumObjs(); ++i) {
+        const std::string name = meta.getObjnameByIdx(i);
+        if (meta.getObjTypeByIdx(i) != H5G_DATASET) continue;
+        auto values = read_strings(meta.openDataSet(name), "features: " + path + ": /meta/" + name);
+        MEDFM_CHECK_T(FormatError, values.size() == dims[0], "features: ", path, ": meta/", name, " has ", values.size(),
+                      " values for ", dims[0], " rows");
+        out.columns[name] = std::move(values);
       }
     }
     if (f.nameExists("coords")) {

@@ -51,12 +51,13 @@ class FeatureWriter {
   bool write_ids_ = true;
 };
 
-// Reads back /features, /ids, /coords when present, root attributes. Throws IoError/FormatError.
+// Reads back /features, /ids, /meta/* and /coords when present, root attributes. Throws IoError/FormatError.
 struct FeatureFile {
   at::Tensor features;  // [N,D] float32
   std::vector<std::string> ids;                    // empty for slides
   std::vector<std::array<int64_t, 2>> coords;      // slides: level-0 (x, y) per row
   std::map<std::string, std::string> attrs;        // root string attributes
+  std::map<std::string, std::vector<std::string>> columns;  // /meta/<name>, one value per row
 };
 FeatureFile read_features(const std::string& path);
 

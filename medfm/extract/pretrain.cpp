@@ -358,16 +358,6 @@ std::vector<nlohmann::json> read_metrics(const std::string& path, int64_t before
   return rows;
 }
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  AtomicFile f(path);
-  {
-    std::ofstream o(f.temp_path(), std::ios::binary);
-    o << text;
-    MEDFM_CHECK_T(IoError, o.good(), "pretrain: cannot write ", path);
-  }
-  f.commit();
-}
-
 void draw_loss(const std::string& path, const std::vector<nlohmann::json>& rows, const std::string& method) {
   eval::Series raw{"loss", {}, {}}, smooth{"moving average", {}, {}};
   for (const auto& r : rows) {

@@ -1,5 +1,6 @@
 #include "medfm/ssl/ibot.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include "medfm/core/error.h"
@@ -40,12 +41,20 @@ TEST(BatchMasks, HalfTheCropsInStrataOfRatios) {
 }
 
 TEST(Sinkhorn, RowsAreAssignmentsAndPrototypesBalanced) {
-  auto t = torch::rand({32, 8}) * 2 - 1;
-  auto q = sinkhorn_knopp(t, 0.1, 32);
-  EXPECT_LT((q.sum(1) - 1).abs().max().item<double>(), 1e-5);
-  // Prototype use is near uniform after 3 iterations, much more than in the plain softmax.
-  auto soft = torch::softmax(t / 0.1, -1);
-  EXPECT_LT((q.sum(0) / 32 - 1.0 / 8).abs().max().item<double>(), 0.5 * (soft.sum(0) / 32 - 1.0 / 8).abs().max().item<double>());
+  // Seeded inputs: the default generator's draws are not a contract. Over 500 seeds in Debian's
+  // torch, 3 iterations left at most 0.92x the softmax's worst prototype imbalance (not 0.5x).
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    auto t = torch::rand({32, 8}, gen) * 2 - 1;
+    auto q = sinkhorn_knopp(t, 0.1, 32);
+    EXPECT_LT((q.sum(1) - 1).abs().max().item<double>(), 1e-5);
+    const double soft = (torch::softmax(t / 0.1, -1).sum(0) / 32 - 1.0 / 8).abs().max().item<double>();
+    EXPECT_LT((q.sum(0) / 32 - 1.0 / 8).abs().max().item<double>(), soft) << "seed " << seed;
+    // Iterated to convergence, every prototype takes exactly 1/K of the batch.
+    auto q50 = sinkhorn_knopp(t, 0.1, 32, {}, 50);
+    EXPECT_LT((q50.sum(0) / 32 - 1.0 / 8).abs().max().item<double>(), 1e-4) << "seed " << seed;
+    EXPECT_LT((q50.sum(1) - 1).abs().max().item<double>(), 1e-5);
+  }
 }
 
 TEST(IbotLoss, WeightsEachCropEqually) {

@@ -1,0 +1,548 @@
+#include "medfm/extract/probe.h"
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "medfm/adapt/knn.h"
+#include "medfm/adapt/logistic.h"
+#include "medfm/adapt/simpleshot.h"
+#include "medfm/core/atomic_file.h"
+#include "medfm/core/error.h"
+#include "medfm/core/hash.h"
+#include "medfm/eval/chart.h"
+#include "medfm/eval/metrics.h"
+#include "medfm/eval/splits.h"
+#include "medfm/extract/h5_feature_store.h"
+#include "medfm/extract/source.h"
+
+namespace medfm::extract {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+void ProbeJob::bind(Config& cfg) {
+  cfg.bind("probe.train", train, "training features (HDF5 from medfm embed)");
+  cfg.bind("probe.test", test, "test features (HDF5)");
+  cfg.bind("probe.features", features, "one feature file for cross-validation or a split column");
+  cfg.bind("probe.labels", labels, "labels CSV with an id column (default: the files' meta/ columns)");
+  cfg.bind("probe.label_column", label_column, "column holding the class");
+  cfg.bind("probe.patient_column", patient_column, "column grouping rows by patient (splits never divide a patient)");
+  cfg.bind("probe.split_column", split_column, "column with train / val / test per row");
+  cfg.bind("probe.method", method, "linear | knn | simpleshot");
+  cfg.bind("probe.folds", folds, "cross-validation folds (with probe.features)");
+  cfg.bind("probe.seed", seed, "seed of splits, episodes and bootstrap");
+  cfg.bind("probe.val_folds", val_folds, "validation = 1 of this many patient-grouped folds of the training rows");
+  cfg.bind("probe.c_min", c_min, "linear: smallest inverse L2 strength C");
+  cfg.bind("probe.c_max", c_max, "linear: largest C");
+  cfg.bind("probe.c_steps", c_steps, "linear: log-spaced C values");
+  cfg.bind("probe.max_iter", max_iter, "linear: L-BFGS iterations");
+  cfg.bind("probe.k", k, "knn: neighbours");
+  cfg.bind("probe.temperature", temperature, "knn: vote temperature");
+  cfg.bind("probe.shots", shots, "simpleshot: support rows per class in few-shot episodes");
+  cfg.bind("probe.episodes", episodes, "simpleshot: episodes per shot count");
+  cfg.bind("probe.bootstrap", bootstrap, "bootstrap resamples for the 95% CIs");
+  cfg.bind("probe.ordinal", ordinal, "classes are ordered grades: add quadratic-weighted kappa");
+  cfg.bind("probe.out", out, "report directory");
+}
+
+namespace {
+
+struct Part {
+  std::string path;
+  at::Tensor x;  // [n, D] labelled rows only
+  eval::LabelSet labels;
+};
+
+// Columns of a labels CSV joined to one file's ids; marks which CSV rows were used.
+std::map<std::string, std::vector<std::string>> join_labels(const std::vector<std::vector<std::string>>& csv,
+                                                            const std::vector<std::string>& ids, std::vector<bool>& used) {
+  const auto& header = csv.front();
+  const size_t id_col = std::find(header.begin(), header.end(), "id") - header.begin();
+  std::unordered_map<std::string, size_t> row_of;
+  for (size_t r = 1; r < csv.size(); ++r) row_of.emplace(csv[r][id_col], r);
+  std::map<std::string, std::vector<std::string>> cols;
+  for (size_t c = 0; c < header.size(); ++c) cols[header[c]].assign(ids.size(), "");
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto it = row_of.find(ids[i]);
+    if (it == row_of.end()) continue;
+    used[it->second] = true;
+    for (size_t c = 0; c < header.size(); ++c) cols[header[c]][i] = csv[it->second][c];
+  }
+  return cols;
+}
+
+std::vector<std::vector<std::string>> load_labels_csv(const std::string& path) {
+  auto csv = read_csv(path);
+  MEDFM_CHECK(!csv.empty(), "probe: labels '", path, "' is empty");
+  const auto& header = csv.front();
+  MEDFM_CHECK(std::find(header.begin(), header.end(), "id") != header.end(), "probe: labels '", path, "' has no 'id' column");
+  std::unordered_set<std::string> seen;
+  for (size_t r = 1; r < csv.size(); ++r) {
+    MEDFM_CHECK(csv[r].size() == header.size(), "probe: labels '", path, "' row ", r + 1, " has ", csv[r].size(), " fields for ",
+                header.size(), " columns");
+    const auto& id = csv[r][std::find(header.begin(), header.end(), "id") - header.begin()];
+    MEDFM_CHECK(seen.insert(id).second, "probe: labels '", path, "' lists id '", id, "' twice (row ", r + 1, ")");
+  }
+  return csv;
+}
+
+Part load_part(const std::string& path, const std::vector<std::vector<std::string>>* csv, std::vector<bool>* used,
+               const eval::LabelColumns& names) {
+  auto f = read_features(path);
+  MEDFM_CHECK(!f.ids.empty() || f.features.size(0) == 0, "probe: '", path, "' has no /ids (slide tile files hold tiles, not samples)");
+  MEDFM_CHECK(f.features.size(0) > 0, "probe: '", path, "' has no rows");
+  // NaN / Inf rows are named, not silently dropped.
+  auto bad = (~torch::isfinite(f.features)).any(1).nonzero();
+  if (bad.size(0) > 0) {
+    std::ostringstream rows;
+    for (int64_t i = 0; i < std::min<int64_t>(bad.size(0), 5); ++i) {
+      const int64_t r = bad[i][0].item<int64_t>();
+      rows << (i ? ", " : "") << r << " ('" << f.ids[r] << "')";
+    }
+    throw Error("probe: '" + path + "': " + std::to_string(bad.size(0)) + " row(s) with NaN or Inf features: " + rows.str() +
+                (bad.size(0) > 5 ? ", ..." : ""));
+  }
+  auto columns = csv ? join_labels(*csv, f.ids, *used) : std::move(f.columns);
+  Part p;
+  p.path = path;
+  p.labels = eval::make_label_set(f.ids, columns, names, "probe: '" + (csv ? path + "' joined with the labels CSV" : path + "'"));
+  p.x = f.features.index_select(0, torch::tensor(p.labels.rows, torch::kLong));
+  return p;
+}
+
+std::vector<int> pick(const std::vector<int>& v, const std::vector<int64_t>& idx) {
+  std::vector<int> out;
+  out.reserve(idx.size());
+  for (int64_t i : idx) out.push_back(v[i]);
+  return out;
+}
+std::vector<std::string> pick(const std::vector<std::string>& v, const std::vector<int64_t>& idx) {
+  std::vector<std::string> out;
+  out.reserve(idx.size());
+  for (int64_t i : idx) out.push_back(v[i]);
+  return out;
+}
+at::Tensor rows(const at::Tensor& x, const std::vector<int64_t>& idx) { return x.index_select(0, torch::tensor(idx, torch::kLong)); }
+
+std::vector<double> to_vector(const at::Tensor& t) {
+  auto c = t.to(torch::kDouble).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+std::vector<int> argmax_rows(const std::vector<double>& p, int n_classes) {
+  std::vector<int> out(p.size() / n_classes);
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = static_cast<int>(std::max_element(p.begin() + i * n_classes, p.begin() + (i + 1) * n_classes) - (p.begin() + i * n_classes));
+  return out;
+}
+
+// One fit and prediction: training rows (with their patients, for the validation fold), test rows.
+struct Fit {
+  std::vector<double> scores;  // [M*C]
+  json detail;                 // method-specific (chosen C, grid ...)
+};
+
+struct Protocol {
+  at::Tensor x;                        // all rows of the evaluation (train and test parts)
+  eval::LabelSet labels;               // over x's rows
+  std::vector<int64_t> train, val, test;  // val: fixed validation rows (split column) or empty
+};
+
+Fit fit_predict(const ProbeJob& job, const Protocol& p, int64_t fold_seed) {
+  const int C = p.labels.n_classes();
+  Fit f;
+  auto xtr_idx = p.train;
+  if (job.method == "linear") {
+    adapt::LogisticOptions o;
+    o.c_grid = adapt::log_grid(job.c_min, job.c_max, job.c_steps);
+    o.max_iter = job.max_iter;
+    std::vector<int64_t> tr, va;
+    if (!p.val.empty()) {
+      tr = p.train;
+      va = p.val;
+    } else if (o.c_grid.size() > 1) {
+      auto ytr = pick(p.labels.y, p.train);
+      auto gtr = pick(p.labels.patient, p.train);
+      auto fold = eval::stratified_group_kfold(ytr, gtr, job.val_folds, static_cast<uint64_t>(fold_seed));
+      for (size_t i = 0; i < p.train.size(); ++i) (fold[i] == 0 ? va : tr).push_back(p.train[i]);
+    } else {
+      tr = p.train;
+    }
+    auto probe = adapt::fit_logistic_probe(p.x, p.labels.y, C, tr, va, o);
+    f.scores = to_vector(probe.predict_proba(rows(p.x, p.test)));
+    f.detail = {{"c", probe.c}, {"c_grid", probe.c_grid}, {"val_balanced_accuracy", probe.val_balanced_accuracy},
+                {"n_fit", tr.size()}, {"n_val", va.size()}, {"iterations", probe.model.iterations()}};
+  } else if (job.method == "knn") {
+    std::vector<int64_t> all(p.train);
+    all.insert(all.end(), p.val.begin(), p.val.end());
+    adapt::KnnOptions o;
+    o.k = job.k;
+    o.temperature = job.temperature;
+    f.scores = to_vector(adapt::knn_proba(rows(p.x, all), pick(p.labels.y, all), C, rows(p.x, p.test), o));
+    f.detail = {{"k", job.k}, {"temperature", job.temperature}};
+  } else {
+    std::vector<int64_t> all(p.train);
+    all.insert(all.end(), p.val.begin(), p.val.end());
+    f.scores = to_vector(adapt::simpleshot_proba(rows(p.x, all), pick(p.labels.y, all), C, rows(p.x, p.test)));
+    f.detail = {{"support", "all training rows"}};
+  }
+  return f;
+}
+
+std::vector<std::string> metric_names(const ProbeJob& job) {
+  auto names = eval::classification_metric_names();
+  if (job.ordinal) names.push_back("kappa_quadratic");
+  return names;
+}
+
+std::string fmt(double v, int digits = 4) {
+  if (!std::isfinite(v)) return "n/a";
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(digits) << v;
+  return o.str();
+}
+
+}  // namespace
+
+ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, const std::function<void(int64_t, int64_t)>& progress) {
+  MEDFM_CHECK_T(ConfigError, job.method == "linear" || job.method == "knn" || job.method == "simpleshot", "probe: method '",
+                job.method, "' is not linear, knn or simpleshot");
+  MEDFM_CHECK_T(ConfigError, !job.out.empty(), "probe: no report directory (--out)");
+  const bool pair = !job.train.empty() || !job.test.empty();
+  MEDFM_CHECK_T(ConfigError, pair != !job.features.empty(), "probe: give --train and --test, or --features (not both)");
+  if (pair) MEDFM_CHECK_T(ConfigError, !job.train.empty() && !job.test.empty(), "probe: --train needs --test and --test needs --train");
+  MEDFM_CHECK_T(ConfigError, pair || job.folds > 1 || !job.split_column.empty(),
+                "probe: with --features give --folds K (K >= 2) or a split column");
+  MEDFM_CHECK_T(ConfigError, job.bootstrap >= 0 && job.episodes >= 1 && job.val_folds >= 2, "probe: bootstrap ", job.bootstrap,
+                ", episodes ", job.episodes, ", val_folds ", job.val_folds);
+  eval::LabelColumns names{job.label_column, job.patient_column, job.split_column};
+
+  std::vector<std::vector<std::string>> csv;
+  if (!job.labels.empty()) csv = load_labels_csv(job.labels);
+  std::vector<bool> used(csv.size(), false);
+  std::vector<Part> parts;
+  for (const auto& path : pair ? std::vector<std::string>{job.train, job.test} : std::vector<std::string>{job.features})
+    parts.push_back(load_part(path, csv.empty() ? nullptr : &csv, &used, names));
+  if (!csv.empty()) {
+    std::vector<std::string> unknown;
+    for (size_t r = 1; r < csv.size(); ++r)
+      if (!used[r]) unknown.push_back("row " + std::to_string(r + 1) + " '" + csv[r][std::find(csv[0].begin(), csv[0].end(), "id") - csv[0].begin()] + "'");
+    if (!unknown.empty()) {
+      std::string list;
+      for (size_t i = 0; i < std::min<size_t>(unknown.size(), 5); ++i) list += (i ? ", " : "") + unknown[i];
+      throw Error("probe: labels '" + job.labels + "': " + std::to_string(unknown.size()) + " id(s) in no feature file: " + list +
+                  (unknown.size() > 5 ? ", ..." : ""));
+    }
+  }
+
+  // One table of rows for every protocol; index sets say which rows play which part.
+  Protocol base;
+  std::vector<std::vector<int64_t>> fold_tests;  // folds protocol: test rows per fold
+  std::string protocol;
+  if (pair) {
+    protocol = "train_test";
+    auto& a = parts[0];
+    auto& b = parts[1];
+    MEDFM_CHECK(a.x.size(1) == b.x.size(1), "probe: '", a.path, "' has ", a.x.size(1), "-dim features but '", b.path, "' has ",
+                b.x.size(1));
+    eval::align_classes(a.labels, b.labels, "probe: '" + b.path + "'");
+    base.x = torch::cat({a.x, b.x});
+    base.labels = a.labels;
+    auto append = [](auto& dst, const auto& src) { dst.insert(dst.end(), src.begin(), src.end()); };
+    append(base.labels.ids, b.labels.ids);
+    append(base.labels.y, b.labels.y);
+    append(base.labels.patient, b.labels.patient);
+    append(base.labels.rows, b.labels.rows);
+    base.labels.n_unlabelled += b.labels.n_unlabelled;
+    const int64_t na = static_cast<int64_t>(a.labels.size());
+    for (int64_t i = 0; i < static_cast<int64_t>(base.labels.size()); ++i) {
+      if (i >= na) base.test.push_back(i);
+      else if (!a.labels.split.empty() && a.labels.split[i] == "val") base.val.push_back(i);
+      else base.train.push_back(i);
+    }
+    eval::check_disjoint(base.train, base.test, base.labels.patient, base.labels.ids,
+                         "probe: '" + a.path + "' and '" + b.path + "' share a " + (job.patient_column.empty() ? "sample id" : "patient"));
+    base.labels.split.clear();
+  } else {
+    base.x = parts[0].x;
+    base.labels = parts[0].labels;
+    if (!job.split_column.empty() && job.folds <= 1) {
+      protocol = "split";
+      for (int64_t i = 0; i < static_cast<int64_t>(base.labels.size()); ++i)
+        (base.labels.split[i] == "train" ? base.train : base.labels.split[i] == "val" ? base.val : base.test).push_back(i);
+      MEDFM_CHECK(!base.train.empty() && !base.test.empty(), "probe: '", job.features, "': the split column has ", base.train.size(),
+                  " train and ", base.test.size(), " test rows");
+      eval::check_disjoint(base.train, base.test, base.labels.patient, base.labels.ids, "probe: '" + job.features + "' train/test");
+      eval::check_disjoint(base.val, base.test, base.labels.patient, base.labels.ids, "probe: '" + job.features + "' val/test");
+    } else {
+      protocol = "folds";
+      auto fold = eval::stratified_group_kfold(base.labels.y, base.labels.patient, job.folds, static_cast<uint64_t>(job.seed));
+      fold_tests.resize(job.folds);
+      for (size_t i = 0; i < fold.size(); ++i) fold_tests[fold[i]].push_back(static_cast<int64_t>(i));
+    }
+  }
+  const int C = base.labels.n_classes();
+  // A class with no training rows cannot be predicted.
+  auto check_train_classes = [&](const std::vector<int64_t>& tr, const std::string& what) {
+    std::vector<int64_t> n(C, 0);
+    for (int64_t i : tr) ++n[base.labels.y[i]];
+    for (int c = 0; c < C; ++c)
+      MEDFM_CHECK(n[c] > 0, "probe: class '", base.labels.classes[c], "' has no training rows", what);
+  };
+
+  // Evaluations: one (train_test, split) or one per fold.
+  std::vector<Protocol> runs;
+  if (protocol == "folds") {
+    for (int f = 0; f < job.folds; ++f) {
+      Protocol p;
+      p.x = base.x;
+      p.labels = base.labels;
+      p.test = fold_tests[f];
+      for (int g = 0; g < job.folds; ++g)
+        if (g != f) p.train.insert(p.train.end(), fold_tests[g].begin(), fold_tests[g].end());
+      std::sort(p.train.begin(), p.train.end());
+      eval::check_disjoint(p.train, p.test, p.labels.patient, p.labels.ids, "probe: fold " + std::to_string(f));
+      check_train_classes(p.train, " in fold " + std::to_string(f));
+      runs.push_back(std::move(p));
+    }
+  } else {
+    std::vector<int64_t> tr(base.train);
+    tr.insert(tr.end(), base.val.begin(), base.val.end());
+    check_train_classes(tr, "");
+    runs.push_back(base);
+  }
+
+  const auto metrics = metric_names(job);
+  const bool few_shot = job.method == "simpleshot";
+  const int64_t total = static_cast<int64_t>(runs.size()) * (1 + (few_shot ? static_cast<int64_t>(job.shots.size()) * job.episodes : 0));
+  int64_t done = 0;
+  // Pooled test predictions (every test row once), in row order of `test_rows`.
+  std::vector<int64_t> test_rows, test_fold;
+  std::vector<double> scores;
+  json folds_json = json::array();
+  std::map<std::string, std::vector<double>> per_fold;
+  std::map<int64_t, std::map<std::string, std::vector<double>>> shot_values;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const auto& p = runs[r];
+    auto fit = fit_predict(job, p, job.seed + static_cast<int64_t>(r) * 1000003);
+    if (progress) progress(++done, total);
+    auto yt = pick(p.labels.y, p.test);
+    auto yp = argmax_rows(fit.scores, C);
+    json fm;
+    for (const auto& m : metrics) {
+      const double v = eval::classification_metric(m, yt, yp, fit.scores, C);
+      fm[m] = v;
+      per_fold[m].push_back(v);
+    }
+    folds_json.push_back({{"fold", r}, {"n_train", p.train.size() + p.val.size()}, {"n_test", p.test.size()}, {"metrics", fm},
+                          {job.method, fit.detail}});
+    test_rows.insert(test_rows.end(), p.test.begin(), p.test.end());
+    test_fold.insert(test_fold.end(), p.test.size(), static_cast<int64_t>(r));
+    scores.insert(scores.end(), fit.scores.begin(), fit.scores.end());
+    if (few_shot) {
+      std::vector<int64_t> all(p.train);
+      all.insert(all.end(), p.val.begin(), p.val.end());
+      auto y_all = pick(p.labels.y, all);
+      auto xq = rows(p.x, p.test);
+      for (int64_t shots : job.shots) {
+        for (int e = 0; e < job.episodes; ++e) {
+          auto sup = adapt::episode_support(y_all, C, static_cast<int>(shots), e, static_cast<uint64_t>(job.seed) + r);
+          std::vector<int64_t> rows_sup;
+          for (int64_t i : sup) rows_sup.push_back(all[i]);
+          auto s = to_vector(adapt::simpleshot_proba(rows(p.x, rows_sup), pick(p.labels.y, rows_sup), C, xq));
+          auto pred = argmax_rows(s, C);
+          for (const auto& m : metrics) shot_values[shots][m].push_back(eval::classification_metric(m, yt, pred, s, C));
+          if (progress) progress(++done, total);
+        }
+      }
+    }
+  }
+
+  // Metrics on the pooled test predictions with percentile-bootstrap CIs.
+  auto y_true = pick(base.labels.y, test_rows);
+  auto y_pred = argmax_rows(scores, C);
+  const int64_t n_test = static_cast<int64_t>(y_true.size());
+  auto resamples = job.bootstrap > 0 ? eval::bootstrap_resamples(n_test, job.bootstrap, static_cast<uint64_t>(job.seed))
+                                     : std::vector<std::vector<int64_t>>{};
+  json mj;
+  ProbeSummary summary;
+  summary.protocol = protocol;
+  summary.n_test = n_test;
+  summary.n_train = protocol == "folds" ? static_cast<int64_t>(base.labels.size()) : static_cast<int64_t>(base.train.size() + base.val.size());
+  std::map<std::string, eval::Interval> ci;
+  for (const auto& m : metrics) {
+    auto iv = eval::bootstrap_interval(
+        [&](const std::vector<int64_t>& idx) { return eval::classification_metric(m, y_true, y_pred, scores, C, idx); }, n_test,
+        resamples);
+    ci[m] = iv;
+    mj[m] = {{"value", iv.value}, {"ci_low", iv.low}, {"ci_high", iv.high}, {"n_resamples", iv.n_resamples}};
+    if (protocol == "folds") {
+      auto ms = eval::mean_std(per_fold[m]);
+      mj[m]["fold_mean"] = ms.mean;
+      mj[m]["fold_std"] = ms.std;
+    }
+    summary.metrics.emplace_back(m, iv.value);
+  }
+  auto cm = eval::confusion_matrix(y_true, y_pred, C);
+  json cmj = json::array();
+  for (int t = 0; t < C; ++t) cmj.push_back(std::vector<int64_t>(cm.begin() + t * C, cm.begin() + (t + 1) * C));
+  json fsj = json::array();
+  for (const auto& [shots, vals] : shot_values) {
+    json row = {{"shots", shots}, {"episodes", job.episodes * static_cast<int>(runs.size())}};
+    for (const auto& m : metrics) {
+      auto ms = eval::mean_std(vals.at(m));
+      row[m] = {{"mean", ms.mean}, {"std", ms.std}};
+    }
+    fsj.push_back(row);
+  }
+
+  // Inputs by hash: the report says exactly what it was computed from.
+  json inputs = json::array();
+  for (const auto& path : {job.train, job.test, job.features, job.labels})
+    if (!path.empty()) inputs.push_back({{"path", path}, {"sha256", sha256_file(path)}});
+  json report = {{"method", job.method},
+                 {"protocol", protocol},
+                 {"classes", base.labels.classes},
+                 {"n_train", summary.n_train},
+                 {"n_test", n_test},
+                 {"n_unlabelled", base.labels.n_unlabelled},
+                 {"metrics", mj},
+                 {"confidence", {{"level", 0.95}, {"method", "percentile bootstrap"}, {"resamples", job.bootstrap}, {"seed", job.seed}}},
+                 {"folds", folds_json},
+                 {"confusion_matrix", cmj},
+                 {"inputs", inputs},
+                 {"config", resolved_config}};
+  if (few_shot) report["few_shot"] = fsj;
+
+  // Files: plots and tables first, report.json last (its presence marks a finished report).
+  fs::create_directories(job.out);
+  const std::string dir = job.out;
+  {
+    std::ostringstream csvo;
+    csvo << "id,patient,fold,label,predicted";
+    for (const auto& c : base.labels.classes) csvo << ",p_" << c;
+    csvo << "\n";
+    for (size_t i = 0; i < test_rows.size(); ++i) {
+      const int64_t r = test_rows[i];
+      csvo << base.labels.ids[r] << "," << base.labels.patient[r] << "," << test_fold[i] << "," << base.labels.classes[y_true[i]] << ","
+           << base.labels.classes[y_pred[i]];
+      for (int c = 0; c < C; ++c) csvo << "," << fmt(scores[i * C + c], 6);
+      csvo << "\n";
+    }
+    write_text_atomic(dir + "/predictions.csv", csvo.str());
+  }
+  eval::write_confusion_matrix(dir + "/confusion.png", cm, base.labels.classes,
+                               "medfm probe " + job.method + ": confusion matrix (" + std::to_string(n_test) + " test rows)");
+  {
+    std::vector<eval::Series> roc;
+    if (C == 2) {
+      std::vector<uint8_t> pos;
+      std::vector<double> s;
+      for (int64_t i = 0; i < n_test; ++i) {
+        pos.push_back(y_true[i] == 1);
+        s.push_back(scores[i * 2 + 1]);
+      }
+      auto r = eval::roc_curve(pos, s);
+      roc.push_back({base.labels.classes[1] + " (AUC " + fmt(ci["auroc_macro"].value, 3) + ")", r.fpr, r.tpr});
+    } else {
+      // Macro-average: mean one-vs-rest TPR on a common FPR grid (one curve per class up to 6).
+      std::vector<double> grid(101), mean_tpr(101, 0.0);
+      int used = 0;
+      for (int i = 0; i <= 100; ++i) grid[i] = i / 100.0;
+      for (int c = 0; c < C; ++c) {
+        std::vector<uint8_t> pos;
+        std::vector<double> s;
+        for (int64_t i = 0; i < n_test; ++i) {
+          pos.push_back(y_true[i] == c);
+          s.push_back(scores[i * C + c]);
+        }
+        auto r = eval::roc_curve(pos, s);
+        if (!std::isfinite(r.fpr.back()) || !std::isfinite(r.tpr.back())) continue;
+        ++used;
+        for (int g = 0; g <= 100; ++g) {
+          size_t j = 0;
+          while (j + 1 < r.fpr.size() && r.fpr[j + 1] <= grid[g]) ++j;
+          mean_tpr[g] += r.tpr[j];
+        }
+        if (C <= 6) roc.push_back({base.labels.classes[c], r.fpr, r.tpr});
+      }
+      if (used) {
+        for (auto& t : mean_tpr) t /= used;
+        roc.insert(roc.begin(), {"macro mean (AUC " + fmt(ci["auroc_macro"].value, 3) + ")", grid, mean_tpr});
+      }
+    }
+    if (!roc.empty()) {
+      eval::ChartOptions o;
+      o.title = "medfm probe " + job.method + ": ROC (one-vs-rest)";
+      o.x_label = "false positive rate";
+      o.y_label = "true positive rate";
+      o.x_lo = o.y_lo = 0;
+      o.x_hi = o.y_hi = 1;
+      o.diagonal = true;
+      o.width = o.height = 560;
+      eval::write_line_chart(dir + "/roc.png", roc, o);
+    }
+  }
+  if (few_shot && !shot_values.empty()) {
+    eval::Series acc{"accuracy", {}, {}}, bal{"balanced accuracy", {}, {}};
+    for (const auto& [shots, vals] : shot_values) {
+      acc.x.push_back(static_cast<double>(shots));
+      acc.y.push_back(eval::mean_std(vals.at("accuracy")).mean);
+      bal.x.push_back(static_cast<double>(shots));
+      bal.y.push_back(eval::mean_std(vals.at("balanced_accuracy")).mean);
+    }
+    eval::ChartOptions o;
+    o.title = "SimpleShot: mean over " + std::to_string(job.episodes * static_cast<int>(runs.size())) + " episodes per shot count";
+    o.x_label = "training rows per class";
+    o.y_label = "score";
+    eval::write_line_chart(dir + "/fewshot.png", {acc, bal}, o);
+  }
+  {
+    std::ostringstream md;
+    md << "# medfm probe: " << job.method << "\n\n";
+    md << "Protocol: **" << protocol << "**";
+    if (protocol == "folds") md << " (" << job.folds << " patient-grouped stratified folds, seed " << job.seed << ")";
+    md << "; " << summary.n_train << " training rows, " << n_test << " test rows, " << C << " classes";
+    if (base.labels.n_unlabelled) md << "; " << base.labels.n_unlabelled << " unlabelled rows left out";
+    md << ".\n\n| metric | value | 95% CI |" << (protocol == "folds" ? " folds mean +- std |" : "") << "\n|---|---|---|"
+       << (protocol == "folds" ? "---|" : "") << "\n";
+    for (const auto& m : metrics) {
+      md << "| " << m << " | " << fmt(ci[m].value) << " | " << fmt(ci[m].low) << " - " << fmt(ci[m].high) << " |";
+      if (protocol == "folds") {
+        auto ms = eval::mean_std(per_fold[m]);
+        md << " " << fmt(ms.mean) << " +- " << fmt(ms.std) << " |";
+      }
+      md << "\n";
+    }
+    md << "\nCIs: percentile bootstrap over test rows, " << job.bootstrap << " resamples (seed " << job.seed << ").\n";
+    if (job.method == "linear") {
+      md << "\nL2 strength per evaluation (C chosen by validation balanced accuracy):";
+      for (const auto& f : folds_json) md << " " << f["linear"]["c"].get<double>();
+      md << "\n";
+    }
+    if (few_shot) {
+      md << "\n## Few-shot (SimpleShot)\n\n| shots | accuracy | balanced accuracy |\n|---|---|---|\n";
+      for (const auto& [shots, vals] : shot_values) {
+        auto a = eval::mean_std(vals.at("accuracy")), b = eval::mean_std(vals.at("balanced_accuracy"));
+        md << "| " << shots << " | " << fmt(a.mean) << " +- " << fmt(a.std) << " | " << fmt(b.mean) << " +- " << fmt(b.std) << " |\n";
+      }
+      md << "\n![few-shot](fewshot.png)\n";
+    }
+    md << "\n![confusion matrix](confusion.png) ![ROC](roc.png)\n\nInputs:\n";
+    for (const auto& in : inputs) md << "- `" << in["path"].get<std::string>() << "` sha256 " << in["sha256"].get<std::string>() << "\n";
+    write_text_atomic(dir + "/report.md", md.str());
+  }
+  write_text_atomic(dir + "/report.json", report.dump(2) + "\n");
+  summary.report_dir = dir;
+  return summary;
+}
+
+}  // namespace medfm::extract
