@@ -161,9 +161,24 @@ void write_line_chart(const std::string& path, const std::vector<Series>& series
       pts.emplace_back(px(s.x[i]), py(y));
     }
     flush();
-    const int ly = T + 18 + 18 * static_cast<int>(k);
-    cv::line(img, {W - R - 170, ly - 4}, {W - R - 145, ly - 4}, c, 2, cv::LINE_AA);
-    cv::putText(img, s.name, {W - R - 140, ly}, font, 0.45, ink, 1, cv::LINE_AA);
+    // Short series (few-shot points, schedules) get a marker at every point.
+    if (s.x.size() <= 30)
+      for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i)
+        if (std::isfinite(s.x[i]) && std::isfinite(ty(s.y[i]))) cv::circle(img, {px(s.x[i]), py(ty(s.y[i]))}, 3, c, cv::FILLED, cv::LINE_AA);
+  }
+  // Legend: inside the plot, top right (bottom right with legend_bottom), sized to its longest name.
+  int text_w = 0;
+  for (const auto& s : series) {
+    int base = 0;
+    text_w = std::max(text_w, cv::getTextSize(s.name, font, 0.45, 1, &base).width);
+  }
+  const int lx = W - R - text_w - 42, n_series = static_cast<int>(series.size());
+  const int ly0 = o.legend_bottom ? H - B - 10 - 18 * n_series : T + 8;
+  cv::rectangle(img, {lx - 6, ly0}, {W - R - 4, ly0 + 18 * n_series + 6}, {255, 255, 255}, cv::FILLED);
+  for (int k = 0; k < n_series; ++k) {
+    const int ly = ly0 + 18 + 18 * k;
+    cv::line(img, {lx, ly - 4}, {lx + 25, ly - 4}, kColours[k % 6], 2, cv::LINE_AA);
+    cv::putText(img, series[k].name, {lx + 30, ly}, font, 0.45, ink, 1, cv::LINE_AA);
   }
   cv::putText(img, o.title, {L, 22}, font, 0.6, ink, 1, cv::LINE_AA);
   cv::putText(img, o.x_label, {L + (W - L - R) / 2 - 20, H - 18}, font, 0.5, ink, 1, cv::LINE_AA);

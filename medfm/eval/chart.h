@@ -21,6 +21,7 @@ struct ChartOptions {
   int width = 900, height = 540;
   double x_lo = NAN, x_hi = NAN, y_lo = NAN, y_hi = NAN;  // fixed axis ends (NaN: from the data)
   bool diagonal = false;                                  // a dashed y = x line (ROC charts)
+  bool legend_bottom = false;                             // legend in the lower right corner
 };
 
 // Throws Error when no series has a finite point; IoError when the file cannot be written.

@@ -268,8 +268,10 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
       else if (!a.labels.split.empty() && a.labels.split[i] == "val") base.val.push_back(i);
       else base.train.push_back(i);
     }
-    eval::check_disjoint(base.train, base.test, base.labels.patient, base.labels.ids,
-                         "probe: '" + a.path + "' and '" + b.path + "' share a " + (job.patient_column.empty() ? "sample id" : "patient"));
+    // Ids name rows within a file; only a patient column says who is the same person across files.
+    if (!job.patient_column.empty())
+      eval::check_disjoint(base.train, base.test, base.labels.patient, base.labels.ids,
+                           "probe: '" + a.path + "' and '" + b.path + "' share a patient");
     base.labels.split.clear();
   } else {
     base.x = parts[0].x;
@@ -414,6 +416,8 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
                  {"n_train", summary.n_train},
                  {"n_test", n_test},
                  {"n_unlabelled", base.labels.n_unlabelled},
+                 {"patient_column", job.patient_column},
+                 {"patients_disjoint_checked", !job.patient_column.empty()},
                  {"metrics", mj},
                  {"confidence", {{"level", 0.95}, {"method", "percentile bootstrap"}, {"resamples", job.bootstrap}, {"seed", job.seed}}},
                  {"folds", folds_json},
@@ -487,12 +491,13 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
       o.x_lo = o.y_lo = 0;
       o.x_hi = o.y_hi = 1;
       o.diagonal = true;
+      o.legend_bottom = true;
       o.width = o.height = 560;
       eval::write_line_chart(dir + "/roc.png", roc, o);
     }
   }
   if (few_shot && !shot_values.empty()) {
-    eval::Series acc{"accuracy", {}, {}}, bal{"balanced accuracy", {}, {}};
+    eval::Series acc{"accuracy (mean)", {}, {}}, bal{"balanced accuracy (mean)", {}, {}};
     for (const auto& [shots, vals] : shot_values) {
       acc.x.push_back(static_cast<double>(shots));
       acc.y.push_back(eval::mean_std(vals.at("accuracy")).mean);
@@ -503,6 +508,7 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
     o.title = "SimpleShot: mean over " + std::to_string(job.episodes * static_cast<int>(runs.size())) + " episodes per shot count";
     o.x_label = "training rows per class";
     o.y_label = "score";
+    o.legend_bottom = true;
     eval::write_line_chart(dir + "/fewshot.png", {acc, bal}, o);
   }
   {
@@ -512,7 +518,12 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
     if (protocol == "folds") md << " (" << job.folds << " patient-grouped stratified folds, seed " << job.seed << ")";
     md << "; " << summary.n_train << " training rows, " << n_test << " test rows, " << C << " classes";
     if (base.labels.n_unlabelled) md << "; " << base.labels.n_unlabelled << " unlabelled rows left out";
-    md << ".\n\n| metric | value | 95% CI |" << (protocol == "folds" ? " folds mean +- std |" : "") << "\n|---|---|---|"
+    md << ".\n\n";
+    if (job.patient_column.empty())
+      md << "No patient column: every row counts as its own patient, so leakage of a patient across the split is not checked.\n\n";
+    else
+      md << "Splits grouped by `" << job.patient_column << "`: no patient is on both sides.\n\n";
+    md << "| metric | value | 95% CI |" << (protocol == "folds" ? " folds mean +- std |" : "") << "\n|---|---|---|"
        << (protocol == "folds" ? "---|" : "") << "\n";
     for (const auto& m : metrics) {
       md << "| " << m << " | " << fmt(ci[m].value) << " | " << fmt(ci[m].low) << " - " << fmt(ci[m].high) << " |";
