@@ -20,6 +20,7 @@
 #include "medfm/core/hash.h"
 #include "medfm/eval/chart.h"
 #include "medfm/eval/metrics.h"
+#include "medfm/eval/report.h"
 #include "medfm/eval/splits.h"
 #include "medfm/extract/h5_feature_store.h"
 #include "medfm/extract/source.h"
@@ -197,12 +198,6 @@ Fit fit_predict(const ProbeJob& job, const Protocol& p, int64_t fold_seed) {
   return f;
 }
 
-std::vector<std::string> metric_names(const ProbeJob& job) {
-  auto names = eval::classification_metric_names();
-  if (job.ordinal) names.push_back("kappa_quadratic");
-  return names;
-}
-
 std::string fmt(double v, int digits = 4) {
   if (!std::isfinite(v)) return "n/a";
   std::ostringstream o;
@@ -322,7 +317,7 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
     runs.push_back(base);
   }
 
-  const auto metrics = metric_names(job);
+  const auto metrics = eval::report_metric_names(job.ordinal);
   const bool few_shot = job.method == "simpleshot";
   const int64_t total = static_cast<int64_t>(runs.size()) * (1 + (few_shot ? static_cast<int64_t>(job.shots.size()) * job.episodes : 0));
   int64_t done = 0;
@@ -368,34 +363,7 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
     }
   }
 
-  // Metrics on the pooled test predictions with percentile-bootstrap CIs.
-  auto y_true = pick(base.labels.y, test_rows);
-  auto y_pred = argmax_rows(scores, C);
-  const int64_t n_test = static_cast<int64_t>(y_true.size());
-  auto resamples = job.bootstrap > 0 ? eval::bootstrap_resamples(n_test, job.bootstrap, static_cast<uint64_t>(job.seed))
-                                     : std::vector<std::vector<int64_t>>{};
-  json mj;
-  ProbeSummary summary;
-  summary.protocol = protocol;
-  summary.n_test = n_test;
-  summary.n_train = protocol == "folds" ? static_cast<int64_t>(base.labels.size()) : static_cast<int64_t>(base.train.size() + base.val.size());
-  std::map<std::string, eval::Interval> ci;
-  for (const auto& m : metrics) {
-    auto iv = eval::bootstrap_interval(
-        [&](const std::vector<int64_t>& idx) { return eval::classification_metric(m, y_true, y_pred, scores, C, idx); }, n_test,
-        resamples);
-    ci[m] = iv;
-    mj[m] = {{"value", iv.value}, {"ci_low", iv.low}, {"ci_high", iv.high}, {"n_resamples", iv.n_resamples}};
-    if (protocol == "folds") {
-      auto ms = eval::mean_std(per_fold[m]);
-      mj[m]["fold_mean"] = ms.mean;
-      mj[m]["fold_std"] = ms.std;
-    }
-    summary.metrics.emplace_back(m, iv.value);
-  }
-  auto cm = eval::confusion_matrix(y_true, y_pred, C);
-  json cmj = json::array();
-  for (int t = 0; t < C; ++t) cmj.push_back(std::vector<int64_t>(cm.begin() + t * C, cm.begin() + (t + 1) * C));
+  // Few-shot summary per shot count: mean +- std over every (fold, episode).
   json fsj = json::array();
   for (const auto& [shots, vals] : shot_values) {
     json row = {{"shots", shots}, {"episodes", job.episodes * static_cast<int>(runs.size())}};
@@ -405,98 +373,69 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
     }
     fsj.push_back(row);
   }
-
   // Inputs by hash: the report says exactly what it was computed from.
   json inputs = json::array();
   for (const auto& path : {job.train, job.test, job.features, job.labels})
     if (!path.empty()) inputs.push_back({{"path", path}, {"sha256", sha256_file(path)}});
-  json report = {{"method", job.method},
+
+  eval::ClassificationResults res;
+  res.title = "medfm probe " + job.method;
+  res.classes = base.labels.classes;
+  for (size_t i = 0; i < test_rows.size(); ++i) {
+    res.ids.push_back(base.labels.ids[test_rows[i]]);
+    res.patients.push_back(base.labels.patient[test_rows[i]]);
+    res.y_true.push_back(base.labels.y[test_rows[i]]);
+  }
+  res.fold = test_fold;
+  res.scores = scores;
+  res.folds = folds_json;
+  res.cross_validation = protocol == "folds";
+  res.bootstrap = job.bootstrap;
+  res.seed = job.seed;
+  res.ordinal = job.ordinal;
+
+  ProbeSummary summary;
+  summary.protocol = protocol;
+  summary.n_test = static_cast<int64_t>(test_rows.size());
+  summary.n_train = protocol == "folds" ? static_cast<int64_t>(base.labels.size()) : static_cast<int64_t>(base.train.size() + base.val.size());
+  eval::ReportText text;
+  text.fields = {{"method", job.method},
                  {"protocol", protocol},
-                 {"classes", base.labels.classes},
                  {"n_train", summary.n_train},
-                 {"n_test", n_test},
                  {"n_unlabelled", base.labels.n_unlabelled},
                  {"patient_column", job.patient_column},
                  {"patients_disjoint_checked", !job.patient_column.empty()},
-                 {"metrics", mj},
-                 {"confidence", {{"level", 0.95}, {"method", "percentile bootstrap"}, {"resamples", job.bootstrap}, {"seed", job.seed}}},
-                 {"folds", folds_json},
-                 {"confusion_matrix", cmj},
                  {"inputs", inputs},
                  {"config", resolved_config}};
-  if (few_shot) report["few_shot"] = fsj;
-
-  // Files: plots and tables first, report.json last (its presence marks a finished report).
-  fs::create_directories(job.out);
+  if (few_shot) text.fields["few_shot"] = fsj;
+  std::ostringstream head, tail;
+  head << "Protocol: **" << protocol << "**";
+  if (protocol == "folds") head << " (" << job.folds << " patient-grouped stratified folds, seed " << job.seed << ")";
+  head << "; " << summary.n_train << " training rows, " << summary.n_test << " test rows, " << C << " classes";
+  if (base.labels.n_unlabelled) head << "; " << base.labels.n_unlabelled << " unlabelled rows left out";
+  head << ".\n\n";
+  if (job.patient_column.empty())
+    head << "No patient column: every row counts as its own patient, so leakage of a patient across the split is not checked.\n\n";
+  else
+    head << "Splits grouped by `" << job.patient_column << "`: no patient is on both sides.\n\n";
+  if (job.method == "linear") {
+    tail << "\nL2 strength per evaluation (C chosen by validation balanced accuracy):";
+    for (const auto& f : folds_json) tail << " " << f["linear"]["c"].get<double>();
+    tail << "\n";
+  }
+  if (few_shot) {
+    tail << "\n## Few-shot (SimpleShot)\n\n| shots | accuracy | balanced accuracy |\n|---|---|---|\n";
+    for (const auto& [shots, vals] : shot_values) {
+      auto a = eval::mean_std(vals.at("accuracy")), b = eval::mean_std(vals.at("balanced_accuracy"));
+      tail << "| " << shots << " | " << fmt(a.mean) << " +- " << fmt(a.std) << " | " << fmt(b.mean) << " +- " << fmt(b.std) << " |\n";
+    }
+    tail << "\n![few-shot](fewshot.png)\n";
+  }
+  text.md_head = head.str();
+  text.md_tail = tail.str();
   const std::string dir = job.out;
-  {
-    std::ostringstream csvo;
-    csvo << "id,patient,fold,label,predicted";
-    for (const auto& c : base.labels.classes) csvo << ",p_" << c;
-    csvo << "\n";
-    for (size_t i = 0; i < test_rows.size(); ++i) {
-      const int64_t r = test_rows[i];
-      csvo << base.labels.ids[r] << "," << base.labels.patient[r] << "," << test_fold[i] << "," << base.labels.classes[y_true[i]] << ","
-           << base.labels.classes[y_pred[i]];
-      for (int c = 0; c < C; ++c) csvo << "," << fmt(scores[i * C + c], 6);
-      csvo << "\n";
-    }
-    write_text_atomic(dir + "/predictions.csv", csvo.str());
-  }
-  eval::write_confusion_matrix(dir + "/confusion.png", cm, base.labels.classes,
-                               "medfm probe " + job.method + ": confusion matrix (" + std::to_string(n_test) + " test rows)");
-  {
-    std::vector<eval::Series> roc;
-    if (C == 2) {
-      std::vector<uint8_t> pos;
-      std::vector<double> s;
-      for (int64_t i = 0; i < n_test; ++i) {
-        pos.push_back(y_true[i] == 1);
-        s.push_back(scores[i * 2 + 1]);
-      }
-      auto r = eval::roc_curve(pos, s);
-      roc.push_back({base.labels.classes[1] + " (AUC " + fmt(ci["auroc_macro"].value, 3) + ")", r.fpr, r.tpr});
-    } else {
-      // Macro-average: mean one-vs-rest TPR on a common FPR grid (one curve per class up to 6).
-      std::vector<double> grid(101), mean_tpr(101, 0.0);
-      int used = 0;
-      for (int i = 0; i <= 100; ++i) grid[i] = i / 100.0;
-      for (int c = 0; c < C; ++c) {
-        std::vector<uint8_t> pos;
-        std::vector<double> s;
-        for (int64_t i = 0; i < n_test; ++i) {
-          pos.push_back(y_true[i] == c);
-          s.push_back(scores[i * C + c]);
-        }
-        auto r = eval::roc_curve(pos, s);
-        if (!std::isfinite(r.fpr.back()) || !std::isfinite(r.tpr.back())) continue;
-        ++used;
-        for (int g = 0; g <= 100; ++g) {
-          size_t j = 0;
-          while (j + 1 < r.fpr.size() && r.fpr[j + 1] <= grid[g]) ++j;
-          mean_tpr[g] += r.tpr[j];
-        }
-        if (C <= 6) roc.push_back({base.labels.classes[c], r.fpr, r.tpr});
-      }
-      if (used) {
-        for (auto& t : mean_tpr) t /= used;
-        roc.insert(roc.begin(), {"macro mean (AUC " + fmt(ci["auroc_macro"].value, 3) + ")", grid, mean_tpr});
-      }
-    }
-    if (!roc.empty()) {
-      eval::ChartOptions o;
-      o.title = "medfm probe " + job.method + ": ROC (one-vs-rest)";
-      o.x_label = "false positive rate";
-      o.y_label = "true positive rate";
-      o.x_lo = o.y_lo = 0;
-      o.x_hi = o.y_hi = 1;
-      o.diagonal = true;
-      o.legend_bottom = true;
-      o.width = o.height = 560;
-      eval::write_line_chart(dir + "/roc.png", roc, o);
-    }
-  }
   if (few_shot && !shot_values.empty()) {
+    fs::create_directories(dir);
     eval::Series acc{"accuracy (mean)", {}, {}}, bal{"balanced accuracy (mean)", {}, {}};
     for (const auto& [shots, vals] : shot_values) {
       acc.x.push_back(static_cast<double>(shots));
@@ -511,47 +450,7 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
     o.legend_bottom = true;
     eval::write_line_chart(dir + "/fewshot.png", {acc, bal}, o);
   }
-  {
-    std::ostringstream md;
-    md << "# medfm probe: " << job.method << "\n\n";
-    md << "Protocol: **" << protocol << "**";
-    if (protocol == "folds") md << " (" << job.folds << " patient-grouped stratified folds, seed " << job.seed << ")";
-    md << "; " << summary.n_train << " training rows, " << n_test << " test rows, " << C << " classes";
-    if (base.labels.n_unlabelled) md << "; " << base.labels.n_unlabelled << " unlabelled rows left out";
-    md << ".\n\n";
-    if (job.patient_column.empty())
-      md << "No patient column: every row counts as its own patient, so leakage of a patient across the split is not checked.\n\n";
-    else
-      md << "Splits grouped by `" << job.patient_column << "`: no patient is on both sides.\n\n";
-    md << "| metric | value | 95% CI |" << (protocol == "folds" ? " folds mean +- std |" : "") << "\n|---|---|---|"
-       << (protocol == "folds" ? "---|" : "") << "\n";
-    for (const auto& m : metrics) {
-      md << "| " << m << " | " << fmt(ci[m].value) << " | " << fmt(ci[m].low) << " - " << fmt(ci[m].high) << " |";
-      if (protocol == "folds") {
-        auto ms = eval::mean_std(per_fold[m]);
-        md << " " << fmt(ms.mean) << " +- " << fmt(ms.std) << " |";
-      }
-      md << "\n";
-    }
-    md << "\nCIs: percentile bootstrap over test rows, " << job.bootstrap << " resamples (seed " << job.seed << ").\n";
-    if (job.method == "linear") {
-      md << "\nL2 strength per evaluation (C chosen by validation balanced accuracy):";
-      for (const auto& f : folds_json) md << " " << f["linear"]["c"].get<double>();
-      md << "\n";
-    }
-    if (few_shot) {
-      md << "\n## Few-shot (SimpleShot)\n\n| shots | accuracy | balanced accuracy |\n|---|---|---|\n";
-      for (const auto& [shots, vals] : shot_values) {
-        auto a = eval::mean_std(vals.at("accuracy")), b = eval::mean_std(vals.at("balanced_accuracy"));
-        md << "| " << shots << " | " << fmt(a.mean) << " +- " << fmt(a.std) << " | " << fmt(b.mean) << " +- " << fmt(b.std) << " |\n";
-      }
-      md << "\n![few-shot](fewshot.png)\n";
-    }
-    md << "\n![confusion matrix](confusion.png) ![ROC](roc.png)\n\nInputs:\n";
-    for (const auto& in : inputs) md << "- `" << in["path"].get<std::string>() << "` sha256 " << in["sha256"].get<std::string>() << "\n";
-    write_text_atomic(dir + "/report.md", md.str());
-  }
-  write_text_atomic(dir + "/report.json", report.dump(2) + "\n");
+  summary.metrics = eval::write_classification_report(dir, res, text);
   summary.report_dir = dir;
   return summary;
 }

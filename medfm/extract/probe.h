@@ -9,8 +9,8 @@
 // `id` column joined to the files' ids (a labels id found in no file is an error).
 // Methods: linear (adapt/logistic.h), knn (adapt/knn.h), simpleshot (adapt/simpleshot.h: all
 // training rows as support, plus few-shot episodes per shot count).
-// Report directory: report.json (every number, the resolved config, inputs' SHA-256), report.md,
-// predictions.csv, confusion.png, roc.png, and fewshot.png for simpleshot. Bad input (unknown ids,
+// Report directory (eval/report.h): report.json (every number, the resolved config, inputs'
+// SHA-256), report.md, predictions.csv, confusion.png, roc.png, and fewshot.png for simpleshot. Bad input (unknown ids,
 // NaN/Inf features, files of different dimension, a class without training rows, patient leakage)
 // throws before anything is written; report.json is written last.
 #pragma once
