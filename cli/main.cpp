@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   medfm::cli::add_pretrain_command(app, &rc);
   medfm::cli::add_export_command(app, &rc);
   medfm::cli::add_probe_command(app, &rc);
+  medfm::cli::add_mil_command(app, &rc);
 #endif
 #ifdef MEDFM_HAVE_OPENCV
   medfm::cli::add_region_command(app, &rc);

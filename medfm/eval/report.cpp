@@ -160,7 +160,10 @@ std::vector<std::pair<std::string, double>> write_classification_report(const st
     md << "\n![confusion matrix](confusion.png) ![ROC](roc.png)\n";
     if (report.contains("inputs")) {
       md << "\nInputs:\n";
-      for (const auto& in : report["inputs"]) md << "- `" << in["path"].get<std::string>() << "` sha256 " << in["sha256"].get<std::string>() << "\n";
+      const auto& ins = report["inputs"];
+      for (size_t i = 0; i < ins.size() && i < 10; ++i)
+        md << "- `" << ins[i]["path"].get<std::string>() << "` sha256 " << ins[i]["sha256"].get<std::string>() << "\n";
+      if (ins.size() > 10) md << "- ... and " << ins.size() - 10 << " more (report.json lists every file)\n";
     }
     write_text_atomic(dir + "/report.md", md.str());
   }

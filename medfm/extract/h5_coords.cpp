@@ -83,12 +83,20 @@ double read_num(const H5::DataSet& ds, const std::string& k) {
 }  // namespace
 
 void write_coords(const std::string& path, const data::TileGrid& g, const std::string& name,
-                  const std::map<std::string, std::string>& root_attrs) {
+                  const std::map<std::string, std::string>& root_attrs, const std::map<std::string, std::vector<float>>& scores) {
   H5::Exception::dontPrint();
+  for (const auto& [k, v] : scores)
+    MEDFM_CHECK(v.size() == g.coords.size(), "coords: '", path, "': ", k, " has ", v.size(), " values for ", g.coords.size(), " tiles");
   AtomicFile out(path);
   try {
     H5::H5File f(out.temp_path(), H5F_ACC_TRUNC);
     h5::write_coords(f, g, name, std::filesystem::path(path).parent_path().string());
+    for (const auto& [k, v] : scores) {
+      hsize_t n = v.size();
+      H5::DataSpace space(1, &n);
+      auto ds = f.createDataSet(k, H5::PredType::NATIVE_FLOAT, space);
+      if (n) ds.write(v.data(), H5::PredType::NATIVE_FLOAT);
+    }
     H5::Group root = f.openGroup("/");
     for (const auto& [k, v] : root_attrs) h5::attr_str(root, k, v);
     f.close();

@@ -9,13 +9,16 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 #include "medfm/data/tiling.h"
 
 namespace medfm::extract {
 
+// `scores`: extra float32 [N] datasets beside /coords (e.g. MIL attention for medfm heatmap).
 void write_coords(const std::string& path, const data::TileGrid& grid, const std::string& name,
-                  const std::map<std::string, std::string>& root_attrs);
+                  const std::map<std::string, std::string>& root_attrs,
+                  const std::map<std::string, std::vector<float>>& scores = {});
 
 // Reads a coords file written by medfm or TRIDENT (its attributes; tissue fractions when present,
 // else 1). Throws IoError / FormatError naming the file.

@@ -1,5 +1,7 @@
 #include "medfm/extract/h5_feature_store.h"
 
+#include <filesystem>
+
 #include "medfm/extract/h5_internal.h"
 #include <torch/torch.h>
 
@@ -170,6 +172,21 @@ FeatureFile read_features(const std::string& path) {
     throw FormatError("features: cannot read '" + path + "': " + e.getDetailMsg());
   }
   return out;
+}
+
+std::array<int64_t, 2> feature_shape(const std::string& path) {
+  H5::Exception::dontPrint();
+  MEDFM_CHECK_T(IoError, std::filesystem::is_regular_file(path), "features: '", path, "' is not a file");
+  try {
+    H5::H5File f(path, H5F_ACC_RDONLY);
+    auto sp = f.openDataSet("features").getSpace();
+    MEDFM_CHECK_T(FormatError, sp.getSimpleExtentNdims() == 2, "features: ", path, ": not 2-D");
+    hsize_t dims[2];
+    sp.getSimpleExtentDims(dims);
+    return {static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])};
+  } catch (const H5::Exception& e) {
+    throw FormatError("features: cannot read '" + path + "': " + e.getDetailMsg());
+  }
 }
 
 }  // namespace medfm::extract

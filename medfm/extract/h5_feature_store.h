@@ -60,5 +60,7 @@ struct FeatureFile {
   std::map<std::string, std::vector<std::string>> columns;  // /meta/<name>, one value per row
 };
 FeatureFile read_features(const std::string& path);
+// [N, D] of /features without reading it (cohort checks before training). Throws like read_features.
+std::array<int64_t, 2> feature_shape(const std::string& path);
 
 }  // namespace medfm::extract

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -23,6 +24,7 @@
 #include "medfm/eval/report.h"
 #include "medfm/eval/splits.h"
 #include "medfm/extract/h5_feature_store.h"
+#include "medfm/extract/labels_csv.h"
 #include "medfm/extract/source.h"
 
 namespace medfm::extract {
@@ -63,41 +65,7 @@ struct Part {
   eval::LabelSet labels;
 };
 
-// Columns of a labels CSV joined to one file's ids; marks which CSV rows were used.
-std::map<std::string, std::vector<std::string>> join_labels(const std::vector<std::vector<std::string>>& csv,
-                                                            const std::vector<std::string>& ids, std::vector<bool>& used) {
-  const auto& header = csv.front();
-  const size_t id_col = std::find(header.begin(), header.end(), "id") - header.begin();
-  std::unordered_map<std::string, size_t> row_of;
-  for (size_t r = 1; r < csv.size(); ++r) row_of.emplace(csv[r][id_col], r);
-  std::map<std::string, std::vector<std::string>> cols;
-  for (size_t c = 0; c < header.size(); ++c) cols[header[c]].assign(ids.size(), "");
-  for (size_t i = 0; i < ids.size(); ++i) {
-    auto it = row_of.find(ids[i]);
-    if (it == row_of.end()) continue;
-    used[it->second] = true;
-    for (size_t c = 0; c < header.size(); ++c) cols[header[c]][i] = csv[it->second][c];
-  }
-  return cols;
-}
-
-std::vector<std::vector<std::string>> load_labels_csv(const std::string& path) {
-  auto csv = read_csv(path);
-  MEDFM_CHECK(!csv.empty(), "probe: labels '", path, "' is empty");
-  const auto& header = csv.front();
-  MEDFM_CHECK(std::find(header.begin(), header.end(), "id") != header.end(), "probe: labels '", path, "' has no 'id' column");
-  std::unordered_set<std::string> seen;
-  for (size_t r = 1; r < csv.size(); ++r) {
-    MEDFM_CHECK(csv[r].size() == header.size(), "probe: labels '", path, "' row ", r + 1, " has ", csv[r].size(), " fields for ",
-                header.size(), " columns");
-    const auto& id = csv[r][std::find(header.begin(), header.end(), "id") - header.begin()];
-    MEDFM_CHECK(seen.insert(id).second, "probe: labels '", path, "' lists id '", id, "' twice (row ", r + 1, ")");
-  }
-  return csv;
-}
-
-Part load_part(const std::string& path, const std::vector<std::vector<std::string>>* csv, std::vector<bool>* used,
-               const eval::LabelColumns& names) {
+Part load_part(const std::string& path, const LabelsCsv* csv, std::vector<bool>* used, const eval::LabelColumns& names) {
   auto f = read_features(path);
   MEDFM_CHECK(!f.ids.empty() || f.features.size(0) == 0, "probe: '", path, "' has no /ids (slide tile files hold tiles, not samples)");
   MEDFM_CHECK(f.features.size(0) > 0, "probe: '", path, "' has no rows");
@@ -112,7 +80,10 @@ Part load_part(const std::string& path, const std::vector<std::vector<std::strin
     throw Error("probe: '" + path + "': " + std::to_string(bad.size(0)) + " row(s) with NaN or Inf features: " + rows.str() +
                 (bad.size(0) > 5 ? ", ..." : ""));
   }
-  auto columns = csv ? join_labels(*csv, f.ids, *used) : std::move(f.columns);
+  std::vector<bool> used_here;
+  auto columns = csv ? csv->columns_for(f.ids, used_here) : std::move(f.columns);
+  if (csv)
+    for (size_t r = 0; r < used_here.size(); ++r) (*used)[r] = (*used)[r] || used_here[r];
   Part p;
   p.path = path;
   p.labels = eval::make_label_set(f.ids, columns, names, "probe: '" + (csv ? path + "' joined with the labels CSV" : path + "'"));
@@ -220,23 +191,13 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
                 ", episodes ", job.episodes, ", val_folds ", job.val_folds);
   eval::LabelColumns names{job.label_column, job.patient_column, job.split_column};
 
-  std::vector<std::vector<std::string>> csv;
-  if (!job.labels.empty()) csv = load_labels_csv(job.labels);
-  std::vector<bool> used(csv.size(), false);
+  std::optional<LabelsCsv> csv;
+  if (!job.labels.empty()) csv = read_labels_csv(job.labels);
+  std::vector<bool> used(csv ? csv->rows.size() : 0, false);
   std::vector<Part> parts;
   for (const auto& path : pair ? std::vector<std::string>{job.train, job.test} : std::vector<std::string>{job.features})
-    parts.push_back(load_part(path, csv.empty() ? nullptr : &csv, &used, names));
-  if (!csv.empty()) {
-    std::vector<std::string> unknown;
-    for (size_t r = 1; r < csv.size(); ++r)
-      if (!used[r]) unknown.push_back("row " + std::to_string(r + 1) + " '" + csv[r][std::find(csv[0].begin(), csv[0].end(), "id") - csv[0].begin()] + "'");
-    if (!unknown.empty()) {
-      std::string list;
-      for (size_t i = 0; i < std::min<size_t>(unknown.size(), 5); ++i) list += (i ? ", " : "") + unknown[i];
-      throw Error("probe: labels '" + job.labels + "': " + std::to_string(unknown.size()) + " id(s) in no feature file: " + list +
-                  (unknown.size() > 5 ? ", ..." : ""));
-    }
-  }
+    parts.push_back(load_part(path, csv ? &*csv : nullptr, &used, names));
+  if (csv) csv->check_all_used(used, "feature file");
 
   // One table of rows for every protocol; index sets say which rows play which part.
   Protocol base;

@@ -6,7 +6,7 @@ OUT=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 stamp=$(cat "$HERE"/*.py | sha256sum | cut -d' ' -f1)
-[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && [ -f "$OUT/dino.safetensors" ] && [ -f "$OUT/probe.safetensors" ] && exit 0
+[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && [ -f "$OUT/dino.safetensors" ] && [ -f "$OUT/probe.safetensors" ] && [ -f "$OUT/mil_abmil.safetensors" ] && exit 0
 bash "$HERE/../fetch_data.sh" >/dev/null
 DATA=${MEDFM_DATA:-$HOME/.cache/medfm/data}
 source "$DATA/paths.env"
@@ -26,4 +26,5 @@ cd "$HERE"
 /usr/bin/python3 gen_dinov2_golden.py "$OUT"
 /usr/bin/python3 gen_ssl_train_golden.py "$OUT"
 /usr/bin/python3 gen_probe_golden.py "$OUT" "$medfm_data/mricron"
+/usr/bin/python3 gen_mil_golden.py "$OUT"
 echo "$stamp" > "$OUT/.stamp"
