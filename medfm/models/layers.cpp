@@ -1,4 +1,5 @@
 #include "medfm/models/layers.h"
+#include "medfm/models/lora.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -43,7 +44,11 @@ torch::Tensor attention_pairs(const torch::Tensor& qkv, double scale) {
 // then an in-place bias add (a second pass over the output; with bf16 autocast a slow mixed-dtype
 // add that cost 35% of a ViT-S forward), where at::linear fuses the bias into one GEMM for
 // contiguous 3D input and is what autocast intercepts.
-torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) { return at::linear(x, l->weight, l->bias); }
+torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) {
+  auto y = at::linear(x, l->weight, l->bias);
+  if (auto* lora = dynamic_cast<LoraLinearImpl*>(l.get())) y = y + lora->delta(x);
+  return y;
+}
 
 torch::Tensor drop_path(const torch::Tensor& x, double p, bool training) {
   if (!training || p <= 0.0) return x;

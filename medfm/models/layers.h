@@ -21,7 +21,8 @@ namespace medfm::models {
 torch::Tensor attention_reference(const torch::Tensor& qkv, double scale);
 torch::Tensor attention_pairs(const torch::Tensor& qkv, double scale);
 
-// y = x W^T + b through at::linear (one GEMM with the bias fused, autocast-aware).
+// y = x W^T + b through at::linear (one GEMM with the bias fused, autocast-aware), plus the
+// low-rank update when the layer is a LoraLinear (lora.h).
 torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x);
 
 // timm's drop_path: zeroes whole samples of a residual branch with probability p, scales the
