@@ -46,7 +46,7 @@ torch::Tensor attention_pairs(const torch::Tensor& qkv, double scale) {
 // contiguous 3D input and is what autocast intercepts.
 torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) {
   auto y = at::linear(x, l->weight, l->bias);
-  if (auto* lora = dynamic_cast<LoraLinearImpl*>(l.get())) y = y + lora->delta(x);
+  if (auto* lora = dynamic_cast<const LoraLinearImpl*>(l.get())) y = y + lora->delta(x);
   return y;
 }
 

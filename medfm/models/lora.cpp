@@ -31,7 +31,7 @@ LoraLinearImpl::LoraLinearImpl(const torch::nn::Linear& base, const LoraOptions&
   lora_B = register_parameter("lora_B", torch::zeros({out, o.rank}, opts));
 }
 
-torch::Tensor LoraLinearImpl::delta(const torch::Tensor& x) {
+torch::Tensor LoraLinearImpl::delta(const torch::Tensor& x) const {
   auto h = dropout > 0 && is_training() ? torch::dropout(x, dropout, true) : x;
   return at::linear(at::linear(h, lora_A), lora_B) * scale;  // [...,in] -> [...,r] -> [...,out]
 }
@@ -69,7 +69,7 @@ std::vector<std::string> apply_lora(VitImpl& vit, const LoraOptions& o) {
   for (auto& s : sites(vit, o.mlp)) {
     MEDFM_CHECK_T(ConfigError, !dynamic_cast<LoraLinearImpl*>(s.layer->get()), "lora: ", s.name, " is already wrapped");
     auto wrapped = std::make_shared<LoraLinearImpl>(*s.layer, o);
-    *s.layer = torch::nn::Linear(wrapped);
+    *s.layer = torch::nn::Linear(std::static_pointer_cast<torch::nn::LinearImpl>(wrapped));
     s.owner->replace_module(s.child, *s.layer);
     names.push_back(s.name);
   }

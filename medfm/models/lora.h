@@ -31,7 +31,7 @@ class LoraLinearImpl : public torch::nn::LinearImpl {
  public:
   LoraLinearImpl(const torch::nn::Linear& base, const LoraOptions& o);
   // The low-rank update for input x (dropout in training mode).
-  torch::Tensor delta(const torch::Tensor& x);
+  torch::Tensor delta(const torch::Tensor& x) const;
   torch::Tensor lora_A, lora_B;
   double scale;
   double dropout;
