@@ -16,5 +16,6 @@ void add_export_command(CLI::App& app, int* rc);
 void add_launch_command(CLI::App& app, int* rc);
 void add_probe_command(CLI::App& app, int* rc);
 void add_mil_command(CLI::App& app, int* rc);
+void add_finetune_command(CLI::App& app, int* rc);
 
 }  // namespace medfm::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   medfm::cli::add_export_command(app, &rc);
   medfm::cli::add_probe_command(app, &rc);
   medfm::cli::add_mil_command(app, &rc);
+  medfm::cli::add_finetune_command(app, &rc);
 #endif
 #ifdef MEDFM_HAVE_OPENCV
   medfm::cli::add_region_command(app, &rc);

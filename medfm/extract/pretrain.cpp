@@ -588,18 +588,9 @@ std::string export_backbone(const std::string& run_dir, const std::string& out, 
   p.resize_size = img, p.input_size = img;
   // The mask token is a training-time parameter timm's ViT does not have: left out, so timm
   // loads the file strictly, and so is its override.
-  std::vector<std::string> overrides;
-  for (const auto& o : models::parse_overrides(spec.overrides))
-    if (o.first != "mask_token") overrides.push_back(o.first + "=" + o.second);
-  std::map<std::string, std::string> meta{
-      {"format", "pt"},
-      {"medfm.model", loaded.provenance.at("model")},
-      {"medfm.overrides", nlohmann::json(overrides).dump()},
-      {"medfm.preprocess", nlohmann::json{{"resize", p.resize_size}, {"crop", p.input_size}, {"interpolation", p.interpolation},
-                                          {"mean", p.mean}, {"std", p.std}, {"intensity", p.intensity}}
-                               .dump()},
-      {"medfm.method", job.method},
-      {"medfm.checkpoint_step", std::to_string(info.step)}};
+  auto meta = models::export_metadata(loaded.provenance.at("model"), spec.overrides, p);
+  meta["medfm.method"] = job.method;
+  meta["medfm.checkpoint_step"] = std::to_string(info.step);
   models::save_vit_weights(out_vit, out, meta, {"mask_token"});
   return ckpt;
 }

@@ -1,8 +1,10 @@
 #include "medfm/models/checkpoint.h"
+#include "medfm/models/registry.h"
 
 #include <torch/torch.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -307,6 +309,19 @@ void save_vit_weights(const Vit& model, const std::string& path, const std::map<
   for (const auto& kv : model->named_parameters(/*recurse=*/true))
     if (!skip.count(kv.key())) tensors.emplace_back(kv.key(), kv.value().detach().to(torch::kCPU, torch::kFloat).contiguous());
   save_safetensors(path, tensors, metadata);
+}
+
+std::map<std::string, std::string> export_metadata(const std::string& model, const std::vector<std::string>& overrides,
+                                                   const PreprocessSpec& p) {
+  std::vector<std::string> kept;
+  for (const auto& o : parse_overrides(overrides))
+    if (o.first != "mask_token") kept.push_back(o.first + "=" + o.second);
+  return {{"format", "pt"},
+          {"medfm.model", model},
+          {"medfm.overrides", nlohmann::json(kept).dump()},
+          {"medfm.preprocess", nlohmann::json{{"resize", p.resize_size}, {"crop", p.input_size}, {"interpolation", p.interpolation},
+                                              {"mean", p.mean}, {"std", p.std}, {"intensity", p.intensity}}
+                                   .dump()}};
 }
 
 }  // namespace medfm::models

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "medfm/core/preprocess_spec.h"
 #include "medfm/models/vit.h"
 
 namespace medfm::models {
@@ -60,5 +61,11 @@ LoadReport load_vit_weights(Vit& model, const std::string& path, bool allow_part
 // load_vit_weights on a model of the same config gives bit-identical parameters.
 void save_vit_weights(const Vit& model, const std::string& path, const std::map<std::string, std::string>& metadata = {},
                       const std::set<std::string>& skip = {});
+
+// The __metadata__ that makes a saved backbone self-describing for `medfm embed --weights` without
+// --model (backbone.cpp reads it back): format, medfm.model, medfm.overrides (without the
+// training-only mask_token) and medfm.preprocess.
+std::map<std::string, std::string> export_metadata(const std::string& model, const std::vector<std::string>& overrides,
+                                                   const PreprocessSpec& preprocess);
 
 }  // namespace medfm::models
