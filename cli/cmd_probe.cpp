@@ -18,7 +18,7 @@ void add_probe_command(CLI::App& app, int* rc) {
     extract::ProbeJob job;
   };
   auto s = std::make_shared<State>();
-  auto* cmd = app.add_subcommand("probe", "linear / kNN / SimpleShot probes on embedded features, with a report (metrics, CIs, plots)");
+  auto* cmd = app.add_subcommand("probe", "linear / kNN / SimpleShot / MLP probes on embedded features, with a report (metrics, CIs, plots)");
   s->keys = std::make_unique<KeyFlags>(*cmd);
   auto& k = *s->keys;
   add_runtime_options(*cmd, k, s->rt, true);
@@ -30,7 +30,7 @@ void add_probe_command(CLI::App& app, int* rc) {
   k.option("--label-column", "probe.label_column", "column with the class (default label)");
   k.option("--patient-column", "probe.patient_column", "column grouping rows by patient");
   k.option("--split-column", "probe.split_column", "column with train / val / test");
-  k.option("--method", "probe.method", "linear | knn | simpleshot");
+  k.option("--method", "probe.method", "linear | knn | simpleshot | mlp");
   k.option("--seed", "probe.seed", "seed of splits, episodes and bootstrap");
   k.option("--out", "probe.out", "report directory")->required();
   cmd->callback([s, rc] {

@@ -4,6 +4,7 @@
 
 #include "medfm/adapt/knn.h"
 #include "medfm/adapt/logistic.h"
+#include "medfm/adapt/mlp_probe.h"
 #include "medfm/adapt/simpleshot.h"
 #include "medfm/core/error.h"
 
@@ -77,6 +78,30 @@ TEST(SimpleShot, EpisodesAreSeededPerShotAndClass) {
   bool differs = false;
   for (int ep = 1; ep < 10; ++ep) differs |= episode_support(y, 3, 2, ep, 1) != e;
   EXPECT_TRUE(differs);
+}
+
+TEST(MlpProbe, LearnsANonLinearRuleKeepsTheBestEpochAndIsSeeded) {
+  // XOR of two signs: no linear probe separates it, one hidden layer does.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+  auto x = torch::randn({400, 2}, gen);
+  std::vector<int> y(400);
+  for (int i = 0; i < 400; ++i) y[i] = (x[i][0].item<float>() > 0) != (x[i][1].item<float>() > 0);
+  std::vector<int64_t> tr, va, te;
+  for (int64_t i = 0; i < 400; ++i) (i % 5 == 0 ? va : i % 5 == 1 ? te : tr).push_back(i);
+  MlpProbeOptions o;
+  o.hidden = 32;
+  o.max_epochs = 60;
+  o.batch_size = 32;
+  o.lr = 1e-2;
+  auto m = fit_mlp_probe(x, y, 2, tr, va, o);
+  auto p = m.predict_proba(x.index_select(0, torch::tensor(te)));
+  int hit = 0;
+  for (size_t i = 0; i < te.size(); ++i) hit += p[i].argmax().item<int64_t>() == y[te[i]];
+  EXPECT_GT(hit, 0.85 * te.size());
+  EXPECT_LE(m.best_epoch, m.epochs_run - 1);
+  auto again = fit_mlp_probe(x, y, 2, tr, va, o);
+  EXPECT_TRUE(torch::equal(again.w1, m.w1));
+  EXPECT_THROW(fit_mlp_probe(x, y, 2, tr, {}, o), Error);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "medfm/adapt/knn.h"
 #include "medfm/adapt/logistic.h"
+#include "medfm/adapt/mlp_probe.h"
 #include "medfm/adapt/simpleshot.h"
 #include "medfm/core/atomic_file.h"
 #include "medfm/core/error.h"
@@ -40,7 +41,9 @@ void ProbeJob::bind(Config& cfg) {
   cfg.bind("probe.label_column", label_column, "column holding the class");
   cfg.bind("probe.patient_column", patient_column, "column grouping rows by patient (splits never divide a patient)");
   cfg.bind("probe.split_column", split_column, "column with train / val / test per row");
-  cfg.bind("probe.method", method, "linear | knn | simpleshot");
+  cfg.bind("probe.method", method, "linear | knn | simpleshot | mlp");
+  cfg.bind("probe.mlp_hidden", mlp_hidden, "mlp: hidden width");
+  cfg.bind("probe.mlp_epochs", mlp_epochs, "mlp: most epochs (the best on the validation rows is kept)");
   cfg.bind("probe.folds", folds, "cross-validation folds (with probe.features)");
   cfg.bind("probe.seed", seed, "seed of splits, episodes and bootstrap");
   cfg.bind("probe.val_folds", val_folds, "validation = 1 of this many patient-grouped folds of the training rows");
@@ -152,6 +155,24 @@ Fit fit_predict(const ProbeJob& job, const Protocol& p, int64_t fold_seed) {
     f.scores = to_vector(probe.predict_proba(rows(p.x, p.test)));
     f.detail = {{"c", probe.c}, {"c_grid", probe.c_grid}, {"val_balanced_accuracy", probe.val_balanced_accuracy},
                 {"n_fit", tr.size()}, {"n_val", va.size()}, {"iterations", probe.model.iterations()}};
+  } else if (job.method == "mlp") {
+    std::vector<int64_t> tr, va;
+    if (!p.val.empty()) {
+      tr = p.train;
+      va = p.val;
+    } else {
+      auto fold = eval::stratified_group_kfold(pick(p.labels.y, p.train), pick(p.labels.patient, p.train), job.val_folds,
+                                               static_cast<uint64_t>(fold_seed));
+      for (size_t i = 0; i < p.train.size(); ++i) (fold[i] == 0 ? va : tr).push_back(p.train[i]);
+    }
+    adapt::MlpProbeOptions o;
+    o.hidden = job.mlp_hidden;
+    o.max_epochs = job.mlp_epochs;
+    o.seed = static_cast<uint64_t>(fold_seed);
+    auto m = adapt::fit_mlp_probe(p.x, p.labels.y, C, tr, va, o);
+    f.scores = to_vector(m.predict_proba(rows(p.x, p.test)));
+    f.detail = {{"hidden", o.hidden}, {"best_epoch", m.best_epoch}, {"epochs_run", m.epochs_run},
+                {"val_balanced_accuracy", m.best_val_balanced_accuracy}, {"n_fit", tr.size()}, {"n_val", va.size()}};
   } else if (job.method == "knn") {
     std::vector<int64_t> all(p.train);
     all.insert(all.end(), p.val.begin(), p.val.end());
@@ -179,8 +200,8 @@ std::string fmt(double v, int digits = 4) {
 }  // namespace
 
 ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, const std::function<void(int64_t, int64_t)>& progress) {
-  MEDFM_CHECK_T(ConfigError, job.method == "linear" || job.method == "knn" || job.method == "simpleshot", "probe: method '",
-                job.method, "' is not linear, knn or simpleshot");
+  MEDFM_CHECK_T(ConfigError, job.method == "linear" || job.method == "knn" || job.method == "simpleshot" || job.method == "mlp",
+                "probe: method '", job.method, "' is not linear, knn, simpleshot or mlp");
   MEDFM_CHECK_T(ConfigError, !job.out.empty(), "probe: no report directory (--out)");
   const bool pair = !job.train.empty() || !job.test.empty();
   MEDFM_CHECK_T(ConfigError, pair != !job.features.empty(), "probe: give --train and --test, or --features (not both)");

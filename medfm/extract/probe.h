@@ -8,7 +8,8 @@
 // Labels: the files' meta/<label column> (medfm embed keeps CSV columns), or a labels CSV with an
 // `id` column joined to the files' ids (a labels id found in no file is an error).
 // Methods: linear (adapt/logistic.h), knn (adapt/knn.h), simpleshot (adapt/simpleshot.h: all
-// training rows as support, plus few-shot episodes per shot count).
+// training rows as support, plus few-shot episodes per shot count), mlp (adapt/mlp_probe.h: the
+// epoch chosen on the same validation rows as linear's C).
 // Report directory (eval/report.h): report.json (every number, the resolved config, inputs'
 // SHA-256), report.md, predictions.csv, confusion.png, roc.png, and fewshot.png for simpleshot. Bad input (unknown ids,
 // NaN/Inf features, files of different dimension, a class without training rows, patient leakage)
@@ -27,13 +28,16 @@ struct ProbeJob {
   std::string train, test, features;  // train + test, or features (folds / split column)
   std::string labels;                 // optional labels CSV (id + columns)
   std::string label_column = "label", patient_column, split_column;
-  std::string method = "linear";      // linear | knn | simpleshot
+  std::string method = "linear";      // linear | knn | simpleshot | mlp
   int folds = 0;                      // > 1 with `features`: cross-validation
   int64_t seed = 0;
   int val_folds = 5;                  // validation = one of this many grouped folds of the training rows
   // linear
   double c_min = 1e-4, c_max = 1e4;
   int c_steps = 17, max_iter = 1000;
+  // mlp
+  int64_t mlp_hidden = 256;
+  int mlp_epochs = 100;
   // knn
   int k = 20;
   double temperature = 0.07;

@@ -45,6 +45,14 @@ assert [r['shots'] for r in s['few_shot']] == [1, 2, 4, 8, 16] and all(r['episod
 assert all(0 <= r['accuracy']['mean'] <= 1 for r in s['few_shot'])
 \""
 
+check "mlp: the epoch chosen on validation rows; beats chance; the same seed gives the same report" bash -c "'$BIN' probe --train '$T/train.h5' --test '$T/test.h5' --method mlp --set probe.mlp_epochs=30 --out '$T/mlp' $Q > /dev/null && '$BIN' probe --train '$T/train.h5' --test '$T/test.h5' --method mlp --set probe.mlp_epochs=30 --out '$T/mlp2' $Q > /dev/null && sed 's#/mlp2#/mlp#' '$T/mlp2/report.json' | cmp - '$T/mlp/report.json' && $PY -c \"
+import json
+r = json.load(open('$T/mlp/report.json'))
+d = r['folds'][0]['mlp']
+assert 0 <= d['best_epoch'] < d['epochs_run'] <= 30 and d['n_val'] > 0, d
+assert r['metrics']['accuracy']['value'] > 2.0 / len(r['classes']), r['metrics']
+\""
+
 # A labels CSV for the training file: patients of 3 consecutive patches, grades for --ordinal.
 $PY - "$T/train.h5" "$T/labels.csv" <<'EOF'
 import csv, sys, h5py
@@ -98,5 +106,5 @@ for n, r in enumerate(rows[1:]):
 csv.writer(open(sys.argv[2], 'w', newline='')).writerows(rows)
 EOF
 check "a patient on both sides of the split column is refused, by name" bash -c "$(declare -f expect_exit no_report); T='$T'; expect_exit 1 \"patient 'P0000' is on both sides\" '$BIN' probe --features '$T/train.h5' --labels '$T/leak.csv' --label-column area --patient-column patient --split-column split --out '$T/e5' && no_report '$T/e5'"
-check "--train without --test; an unknown method" bash -c "$(declare -f expect_exit); T='$T'; expect_exit 1 'needs --test' '$BIN' probe --train '$T/train.h5' --out '$T/e6' && expect_exit 1 'is not linear, knn or simpleshot' '$BIN' probe --train '$T/train.h5' --test '$T/test.h5' --method svm --out '$T/e7'"
+check "--train without --test; an unknown method" bash -c "$(declare -f expect_exit); T='$T'; expect_exit 1 'needs --test' '$BIN' probe --train '$T/train.h5' --out '$T/e6' && expect_exit 1 'is not linear, knn, simpleshot or mlp' '$BIN' probe --train '$T/train.h5' --test '$T/test.h5' --method svm --out '$T/e7'"
 finish
