@@ -67,21 +67,13 @@ void add_finetune_command(CLI::App& app, int* rc) {
       resolve_config(cfg, s->rt, *s->keys);
       ProgressBar bar("finetune " + s->job.mode, "step");
       auto sum = extract::run_finetune(s->job, cfg.to_toml(), [&](int64_t step, int64_t total, double loss) {
-        std::ostringstream note;
-        note << "loss " << std::fixed << std::setprecision(4) << loss;
-        bar.update(step, total, note.str());
+        bar.update(step, total, loss_note(loss));
       });
       bar.finish();
-      if (s->rt.json) {
-        nlohmann::json j = {{"n_train", sum.n_train}, {"n_val", sum.n_val}, {"steps", sum.steps}, {"report", sum.report_dir}};
-        for (const auto& [name, v] : sum.metrics) j["metrics"][name] = v;
-        std::cout << j.dump(2) << "\n";
-      } else {
-        std::cout << "finetune " << s->job.mode << ": " << sum.n_train << " training, " << sum.n_val << " validation images, "
-                  << sum.steps << " steps\n";
-        for (const auto& [name, v] : sum.metrics) std::cout << "  " << std::left << std::setw(18) << name << std::fixed << std::setprecision(4) << v << "\n";
-        std::cout << "report: " << sum.report_dir << "/report.md\n";
-      }
+      print_report_result(s->rt.json, {{"n_train", sum.n_train}, {"n_val", sum.n_val}, {"steps", sum.steps}},
+                          "finetune " + s->job.mode + ": " + std::to_string(sum.n_train) + " training, " + std::to_string(sum.n_val) +
+                              " validation images, " + std::to_string(sum.steps) + " steps",
+                          sum.metrics, sum.report_dir);
       return 0;
     });
   });

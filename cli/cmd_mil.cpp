@@ -40,20 +40,13 @@ void add_mil_command(CLI::App& app, int* rc) {
       resolve_config(cfg, s->rt, *s->keys);
       ProgressBar bar("mil " + s->job.method, "epoch");
       auto sum = extract::run_mil(s->job, cfg.to_toml(), [&](int64_t done, int64_t total, double loss) {
-        std::ostringstream note;
-        note << "loss " << std::fixed << std::setprecision(4) << loss;
-        bar.update(done, total, note.str());
+        bar.update(done, total, loss_note(loss));
       });
       bar.finish();
-      if (s->rt.json) {
-        nlohmann::json j = {{"protocol", sum.protocol}, {"n_slides", sum.n_slides}, {"n_test", sum.n_test}, {"report", sum.report_dir}};
-        for (const auto& [name, v] : sum.metrics) j["metrics"][name] = v;
-        std::cout << j.dump(2) << "\n";
-      } else {
-        std::cout << "mil " << s->job.method << " (" << sum.protocol << "): " << sum.n_slides << " slides, " << sum.n_test << " tested\n";
-        for (const auto& [name, v] : sum.metrics) std::cout << "  " << std::left << std::setw(18) << name << std::fixed << std::setprecision(4) << v << "\n";
-        std::cout << "report: " << sum.report_dir << "/report.md\n";
-      }
+      print_report_result(s->rt.json, {{"protocol", sum.protocol}, {"n_slides", sum.n_slides}, {"n_test", sum.n_test}},
+                          "mil " + s->job.method + " (" + sum.protocol + "): " + std::to_string(sum.n_slides) + " slides, " +
+                              std::to_string(sum.n_test) + " tested",
+                          sum.metrics, sum.report_dir);
       return 0;
     });
   });

@@ -42,16 +42,10 @@ void add_probe_command(CLI::App& app, int* rc) {
       ProgressBar bar("probe " + s->job.method, "fit");
       auto sum = extract::run_probe(s->job, cfg.to_toml(), [&](int64_t done, int64_t total) { bar.update(done, total); });
       bar.finish();
-      if (s->rt.json) {
-        nlohmann::json j = {{"protocol", sum.protocol}, {"n_train", sum.n_train}, {"n_test", sum.n_test}, {"report", sum.report_dir}};
-        for (const auto& [name, v] : sum.metrics) j["metrics"][name] = v;
-        std::cout << j.dump(2) << "\n";
-      } else {
-        std::cout << "probe " << s->job.method << " (" << sum.protocol << "): " << sum.n_train << " training, " << sum.n_test
-                  << " test rows\n";
-        for (const auto& [name, v] : sum.metrics) std::cout << "  " << std::left << std::setw(18) << name << std::fixed << std::setprecision(4) << v << "\n";
-        std::cout << "report: " << sum.report_dir << "/report.md\n";
-      }
+      print_report_result(s->rt.json, {{"protocol", sum.protocol}, {"n_train", sum.n_train}, {"n_test", sum.n_test}},
+                          "probe " + s->job.method + " (" + sum.protocol + "): " + std::to_string(sum.n_train) + " training, " +
+                              std::to_string(sum.n_test) + " test rows",
+                          sum.metrics, sum.report_dir);
       return 0;
     });
   });

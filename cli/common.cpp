@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <sstream>
 #include <ctime>
+#include <iomanip>
 #include <iostream>
 
 #include "medfm/core/error.h"
@@ -151,6 +152,25 @@ int guarded(const std::function<int()>& body) {
     std::cerr << "medfm: " << e.what() << "\n";
     return 1;
   }
+}
+
+void print_report_result(bool json, nlohmann::json fields, const std::string& title,
+                         const std::vector<std::pair<std::string, double>>& metrics, const std::string& report_dir) {
+  if (json) {
+    for (const auto& [name, v] : metrics) fields["metrics"][name] = v;
+    fields["report"] = report_dir;
+    std::cout << fields.dump(2) << "\n";
+    return;
+  }
+  std::cout << title << "\n";
+  for (const auto& [name, v] : metrics) std::cout << "  " << std::left << std::setw(18) << name << std::fixed << std::setprecision(4) << v << "\n";
+  std::cout << "report: " << report_dir << "/report.md\n";
+}
+
+std::string loss_note(double loss) {
+  std::ostringstream note;
+  note << "loss " << std::fixed << std::setprecision(4) << loss;
+  return note.str();
 }
 
 }  // namespace medfm::cli

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,6 +87,13 @@ class ProgressBar {
 
 // Provenance common to every output: versions, resolved config (TOML), creation time (UTC).
 std::map<std::string, std::string> run_attrs(const Config& cfg);
+
+// A report command's result on stdout: with --json, `fields` plus "metrics" and "report"; else the
+// title line, one line per metric and the report's path.
+void print_report_result(bool json, nlohmann::json fields, const std::string& title,
+                         const std::vector<std::pair<std::string, double>>& metrics, const std::string& report_dir);
+// A progress note "loss 0.1234".
+std::string loss_note(double loss);
 
 // Runs a subcommand body; maps medfm errors to "medfm: <message>" + exit 1.
 int guarded(const std::function<int()>& body);
