@@ -2,6 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <numeric>
+
 #include "medfm/core/error.h"
 #include "medfm/core/rng.h"
 #include "medfm/eval/metrics.h"

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <numeric>
 #include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
