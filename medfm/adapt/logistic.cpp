@@ -6,6 +6,7 @@
 
 #include "medfm/core/error.h"
 #include "medfm/eval/metrics.h"
+#include "medfm/eval/splits.h"
 
 namespace medfm::adapt {
 
@@ -18,13 +19,6 @@ at::Tensor labels_tensor(const std::vector<int>& y, const at::Device& device) {
 
 at::Tensor rows(const at::Tensor& x, const std::vector<int64_t>& idx) {
   return x.index_select(0, torch::tensor(idx, torch::kLong).to(x.device()));
-}
-
-std::vector<int> pick(const std::vector<int>& y, const std::vector<int64_t>& idx) {
-  std::vector<int> out;
-  out.reserve(idx.size());
-  for (int64_t i : idx) out.push_back(y.at(i));
-  return out;
 }
 
 std::vector<int> argmax_rows(const at::Tensor& p) {
@@ -113,7 +107,7 @@ LogisticProbe fit_logistic_probe(const at::Tensor& x, const std::vector<int>& y,
     MEDFM_CHECK(!val.empty(), "probe: choosing C from ", p.c_grid.size(), " values needs validation rows");
     auto scaler = Standardizer::fit(rows(x, train));
     auto xt = scaler.apply(rows(x, train)), xv = scaler.apply(rows(x, val));
-    auto yt = pick(y, train), yv = pick(y, val);
+    auto yt = eval::take(y, train), yv = eval::take(y, val);
     LogisticRegression m;
     double best = -1;
     for (double c : p.c_grid) {
@@ -130,7 +124,7 @@ LogisticProbe fit_logistic_probe(const at::Tensor& x, const std::vector<int>& y,
   all.insert(all.end(), val.begin(), val.end());
   std::sort(all.begin(), all.end());
   p.scaler = Standardizer::fit(rows(x, all));
-  p.model.fit(p.scaler.apply(rows(x, all)), pick(y, all), n_classes, p.c, opts);
+  p.model.fit(p.scaler.apply(rows(x, all)), eval::take(y, all), n_classes, p.c, opts);
   return p;
 }
 

@@ -59,7 +59,7 @@ MlpProbe fit_mlp_probe(const at::Tensor& x, const std::vector<int>& y, int n_cla
     std::vector<int64_t> order(n);
     std::iota(order.begin(), order.end(), 0);
     Rng rng({o.seed, static_cast<uint64_t>(e), 0x31ULL});
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[static_cast<size_t>(rng.below(static_cast<int64_t>(i)))]);
+    rng.shuffle(order);
     auto perm = torch::tensor(order, torch::kLong);
     torch::manual_seed(o.seed * 1000003ULL + static_cast<uint64_t>(e));  // dropout masks
     for (int64_t s = 0; s < n; s += o.batch_size) {

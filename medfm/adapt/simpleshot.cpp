@@ -36,9 +36,8 @@ std::vector<int64_t> episode_support(const std::vector<int>& y, int n_classes, i
   for (size_t i = 0; i < y.size(); ++i) by_class.at(y[i]).push_back(static_cast<int64_t>(i));
   std::vector<int64_t> out;
   for (auto& rows : by_class) {
-    // Partial Fisher-Yates: the first `shots` positions are a uniform sample without replacement.
     const size_t take = std::min(rows.size(), static_cast<size_t>(shots));
-    for (size_t i = 0; i < take; ++i) std::swap(rows[i], rows[i + static_cast<size_t>(rng.below(static_cast<int64_t>(rows.size() - i)))]);
+    rng.sample_front(rows, take);
     out.insert(out.end(), rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(take));
   }
   std::sort(out.begin(), out.end());

@@ -7,6 +7,9 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <algorithm>
+#include <utility>
+#include <vector>
 
 namespace medfm {
 
@@ -35,6 +38,18 @@ class Rng {
   bool bernoulli(double p) { return uniform() < p; }
   // A seed for another generator (e.g. torch's) derived from this one.
   uint64_t seed() { return next(); }
+  // Fisher-Yates: v in a uniformly drawn order.
+  template <typename T>
+  void shuffle(std::vector<T>& v) {
+    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[static_cast<size_t>(below(static_cast<int64_t>(i)))]);
+  }
+  // Partial Fisher-Yates: a uniform sample of min(k, size) elements, without replacement, moved to
+  // v's front (the rest of v keeps the others).
+  template <typename T>
+  void sample_front(std::vector<T>& v, size_t k) {
+    for (size_t i = 0; i < std::min(k, v.size()); ++i)
+      std::swap(v[i], v[i + static_cast<size_t>(below(static_cast<int64_t>(v.size() - i)))]);
+  }
 
  private:
   static uint64_t splitmix(uint64_t z) {

@@ -45,6 +45,16 @@ std::vector<T> pick(const std::vector<T>& v, const std::vector<int64_t>& idx, si
 
 }  // namespace
 
+std::vector<int> argmax_rows(const std::vector<double>& p, int n_classes) {
+  MEDFM_CHECK(n_classes > 0 && p.size() % static_cast<size_t>(n_classes) == 0, "metrics: ", p.size(), " scores for ", n_classes, " classes");
+  std::vector<int> out(p.size() / n_classes);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto row = p.begin() + static_cast<std::ptrdiff_t>(i * n_classes);
+    out[i] = static_cast<int>(std::max_element(row, row + n_classes) - row);
+  }
+  return out;
+}
+
 std::vector<int64_t> confusion_matrix(const std::vector<int>& y_true, const std::vector<int>& y_pred, int n_classes) {
   check_pair(y_true, y_pred, n_classes);
   std::vector<int64_t> cm(static_cast<size_t>(n_classes) * n_classes, 0);

@@ -17,6 +17,9 @@
 
 namespace medfm::eval {
 
+// The predicted class per row of row-major scores [N*C] (first maximum on ties).
+std::vector<int> argmax_rows(const std::vector<double>& scores, int n_classes);
+
 // counts[t * C + p]: samples of true class t predicted as p.
 std::vector<int64_t> confusion_matrix(const std::vector<int>& y_true, const std::vector<int>& y_pred, int n_classes);
 

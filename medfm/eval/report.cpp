@@ -17,20 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string fmt(double v, int digits = 4) {
-  if (!std::isfinite(v)) return "n/a";
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(digits) << v;
-  return o.str();
-}
-
-std::vector<int> argmax_rows(const std::vector<double>& p, int n_classes) {
-  std::vector<int> out(p.size() / n_classes);
-  for (size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<int>(std::max_element(p.begin() + i * n_classes, p.begin() + (i + 1) * n_classes) - (p.begin() + i * n_classes));
-  return out;
-}
-
 // One-vs-rest ROC: the positive class alone for two classes; otherwise the macro mean TPR on a
 // common FPR grid, with one curve per class up to 6 classes.
 void draw_roc(const std::string& path, const std::string& title, const ClassificationResults& r, double auc) {
@@ -48,7 +34,7 @@ void draw_roc(const std::string& path, const std::string& title, const Classific
   };
   if (C == 2) {
     auto c = curve(1);
-    if (std::isfinite(c.fpr.back()) && std::isfinite(c.tpr.back())) roc.push_back({r.classes[1] + " (AUC " + fmt(auc, 3) + ")", c.fpr, c.tpr});
+    if (std::isfinite(c.fpr.back()) && std::isfinite(c.tpr.back())) roc.push_back({r.classes[1] + " (AUC " + format_fixed(auc, 3) + ")", c.fpr, c.tpr});
   } else {
     std::vector<double> grid(101), mean_tpr(101, 0.0);
     int used = 0;
@@ -66,7 +52,7 @@ void draw_roc(const std::string& path, const std::string& title, const Classific
     }
     if (used) {
       for (auto& t : mean_tpr) t /= used;
-      roc.insert(roc.begin(), {"macro mean (AUC " + fmt(auc, 3) + ")", grid, mean_tpr});
+      roc.insert(roc.begin(), {"macro mean (AUC " + format_fixed(auc, 3) + ")", grid, mean_tpr});
     }
   }
   if (roc.empty()) return;
@@ -83,6 +69,13 @@ void draw_roc(const std::string& path, const std::string& title, const Classific
 }
 
 }  // namespace
+
+std::string format_fixed(double v, int digits) {
+  if (!std::isfinite(v)) return "n/a";
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(digits) << v;
+  return o.str();
+}
 
 std::vector<std::string> report_metric_names(bool ordinal) {
   auto names = classification_metric_names();
@@ -101,6 +94,18 @@ std::vector<std::pair<std::string, double>> write_classification_report(const st
   const auto names = report_metric_names(r.ordinal);
   const auto y_pred = argmax_rows(r.scores, C);
   auto resamples = r.bootstrap > 0 ? bootstrap_resamples(n, r.bootstrap, static_cast<uint64_t>(r.seed)) : std::vector<std::vector<int64_t>>{};
+  // Each evaluation's metrics on its own test rows (entries matched by "fold").
+  json folds = r.folds;
+  for (auto& entry : folds) {
+    const int64_t k = entry.at("fold").get<int64_t>();
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < n; ++i)
+      if (r.fold[i] == k) rows.push_back(i);
+    json fm = json::object();
+    if (!rows.empty())
+      for (const auto& m : names) fm[m] = classification_metric(m, r.y_true, y_pred, r.scores, C, rows);
+    entry["metrics"] = fm;
+  }
   std::vector<std::pair<std::string, double>> values;
   std::map<std::string, Interval> ci;
   std::map<std::string, MeanStd> fold_stats;
@@ -112,7 +117,7 @@ std::vector<std::pair<std::string, double>> write_classification_report(const st
     mj[m] = {{"value", iv.value}, {"ci_low", iv.low}, {"ci_high", iv.high}, {"n_resamples", iv.n_resamples}};
     if (r.cross_validation) {
       std::vector<double> v;
-      for (const auto& f : r.folds) v.push_back(f["metrics"].value(m, NAN));
+      for (const auto& f : folds) v.push_back(f["metrics"].value(m, NAN));
       fold_stats[m] = mean_std(v);
       mj[m]["fold_mean"] = fold_stats[m].mean;
       mj[m]["fold_std"] = fold_stats[m].std;
@@ -127,7 +132,7 @@ std::vector<std::pair<std::string, double>> write_classification_report(const st
   report["n_test"] = n;
   report["metrics"] = mj;
   report["confidence"] = {{"level", 0.95}, {"method", "percentile bootstrap over test rows"}, {"resamples", r.bootstrap}, {"seed", r.seed}};
-  report["folds"] = r.folds;
+  report["folds"] = folds;
   report["confusion_matrix"] = cmj;
 
   std::filesystem::create_directories(dir);
@@ -138,7 +143,7 @@ std::vector<std::pair<std::string, double>> write_classification_report(const st
     csv << "\n";
     for (int64_t i = 0; i < n; ++i) {
       csv << r.ids[i] << "," << r.patients[i] << "," << r.fold[i] << "," << r.classes[r.y_true[i]] << "," << r.classes[y_pred[i]];
-      for (int c = 0; c < C; ++c) csv << "," << fmt(r.scores[i * C + c], 6);
+      for (int c = 0; c < C; ++c) csv << "," << format_fixed(r.scores[i * C + c], 6);
       csv << "\n";
     }
     write_text_atomic(dir + "/predictions.csv", csv.str());
@@ -151,8 +156,8 @@ std::vector<std::pair<std::string, double>> write_classification_report(const st
     md << "| metric | value | 95% CI |" << (r.cross_validation ? " folds mean +- std |" : "") << "\n|---|---|---|"
        << (r.cross_validation ? "---|" : "") << "\n";
     for (const auto& m : names) {
-      md << "| " << m << " | " << fmt(ci[m].value) << " | " << fmt(ci[m].low) << " - " << fmt(ci[m].high) << " |";
-      if (r.cross_validation) md << " " << fmt(fold_stats[m].mean) << " +- " << fmt(fold_stats[m].std) << " |";
+      md << "| " << m << " | " << format_fixed(ci[m].value) << " | " << format_fixed(ci[m].low) << " - " << format_fixed(ci[m].high) << " |";
+      if (r.cross_validation) md << " " << format_fixed(fold_stats[m].mean) << " +- " << format_fixed(fold_stats[m].std) << " |";
       md << "\n";
     }
     md << "\nCIs: percentile bootstrap over the " << n << " test rows, " << r.bootstrap << " resamples (seed " << r.seed << ").\n";

@@ -25,12 +25,17 @@ struct ClassificationResults {
   std::vector<int64_t> fold;
   std::vector<int> y_true;
   std::vector<double> scores;           // [n * C], rows sum to 1
-  nlohmann::json folds = nlohmann::json::array();  // per evaluation: {"fold", "n_train", "n_test", "metrics", ...}
+  // Per evaluation: {"fold": k, ...the caller's details}; the report adds "metrics" on the rows of
+  // fold k.
+  nlohmann::json folds = nlohmann::json::array();
   bool cross_validation = false;        // report fold mean +- std
   int bootstrap = 1000;
   int64_t seed = 0;
   bool ordinal = false;                 // add quadratic-weighted kappa
 };
+
+// v with `digits` decimals; "n/a" when not finite.
+std::string format_fixed(double v, int digits = 4);
 
 // The metric names reported for these options, in order.
 std::vector<std::string> report_metric_names(bool ordinal);

@@ -126,7 +126,7 @@ std::vector<int> stratified_group_kfold(const std::vector<int>& y, const std::ve
   std::iota(order.begin(), order.end(), 0);
   if (seed) {
     Rng rng({*seed, 0x5eedf01dULL});
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[static_cast<size_t>(rng.below(static_cast<int64_t>(i)))]);
+    rng.shuffle(order);
   }
   auto pop_std = [](const std::vector<double>& v) {
     double m = 0;

@@ -43,6 +43,15 @@ LabelSet make_label_set(const std::vector<std::string>& ids, const std::map<std:
 // Error naming the class and file when b has a class a lacks.
 void align_classes(const LabelSet& a, LabelSet& b, const std::string& origin_b);
 
+// v[idx[0]], v[idx[1]], ...
+template <typename T>
+std::vector<T> take(const std::vector<T>& v, const std::vector<int64_t>& idx) {
+  std::vector<T> out;
+  out.reserve(idx.size());
+  for (int64_t i : idx) out.push_back(v.at(static_cast<size_t>(i)));
+  return out;
+}
+
 // Fold per sample (0..k-1). Throws Error when k < 2 or there are fewer groups than folds.
 std::vector<int> stratified_group_kfold(const std::vector<int>& y, const std::vector<std::string>& groups, int k,
                                         std::optional<uint64_t> seed);

@@ -62,7 +62,7 @@ BrodmannTask make_brodmann_task(const std::string& t1_path, const std::string& a
       auto& vox = side == 0 ? left[a] : right[a];
       Rng rng({seed, static_cast<uint64_t>(a), static_cast<uint64_t>(side)});
       const size_t take = std::min(vox.size(), static_cast<size_t>(per_area));
-      for (size_t n = 0; n < take; ++n) std::swap(vox[n], vox[n + static_cast<size_t>(rng.below(static_cast<int64_t>(vox.size() - n)))]);
+      rng.sample_front(vox, take);
       for (size_t n = 0; n < take; ++n) {
         const auto [i, j, k] = vox[n];
         // The axial patch centred on (i, j): rows from anterior (high y) at the top, columns x.

@@ -187,7 +187,7 @@ FinetuneSummary run_finetune(const FinetuneJob& job, const std::string& resolved
     std::vector<int64_t> order(n_train);
     std::iota(order.begin(), order.end(), 0);
     Rng orng({static_cast<uint64_t>(job.seed), static_cast<uint64_t>(e), 0x0f1eULL});
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[static_cast<size_t>(orng.below(static_cast<int64_t>(i)))]);
+    orng.shuffle(order);
     double sum = 0;
     for (int64_t s = 0; s < n_train; s += job.batch_size) {
       const int64_t b = std::min<int64_t>(job.batch_size, n_train - s);
@@ -221,11 +221,8 @@ FinetuneSummary run_finetune(const FinetuneJob& job, const std::string& resolved
       if (progress) progress(step, total, last_loss);
     }
     evaluate(val_scores);
-    std::vector<int> pred(n_val);
-    for (int64_t i = 0; i < n_val; ++i)
-      pred[i] = static_cast<int>(std::max_element(val_scores.begin() + i * C, val_scores.begin() + (i + 1) * C) - (val_scores.begin() + i * C));
     metrics_log << json{{"epoch", e}, {"train_loss", sum / static_cast<double>(n_train)},
-                        {"val_accuracy", eval::accuracy(va.labels.y, pred)}}.dump()
+                        {"val_accuracy", eval::accuracy(va.labels.y, eval::argmax_rows(val_scores, C))}}.dump()
                 << "\n";
   }
 

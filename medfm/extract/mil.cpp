@@ -161,7 +161,6 @@ MilSummary run_mil(const MilJob& job, const std::string& resolved_config, const 
   const int64_t total_epochs = static_cast<int64_t>(train_sets.size()) * job.epochs;
   int64_t epochs_done = 0;
   std::map<std::string, std::vector<float>> attention;   // slide -> tile weights (test folds)
-  std::map<std::string, std::vector<std::array<int64_t, 2>>> attention_coords;
   for (size_t f = 0; f < train_sets.size(); ++f) {
     torch::manual_seed(static_cast<uint64_t>(job.seed) * 1000003ULL + f);
     auto head = adapt::make_mil_head(mo);
@@ -172,7 +171,7 @@ MilSummary run_mil(const MilJob& job, const std::string& resolved_config, const 
       head->train();
       std::vector<int64_t> order(tr);
       Rng rng({static_cast<uint64_t>(job.seed), f, static_cast<uint64_t>(e)});
-      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[static_cast<size_t>(rng.below(static_cast<int64_t>(i)))]);
+      rng.shuffle(order);
       auto next = std::async(std::launch::async, load_bag, paths[order[0]]);
       double sum = 0;
       for (size_t k = 0; k < order.size(); ++k) {
@@ -180,11 +179,11 @@ MilSummary run_mil(const MilJob& job, const std::string& resolved_config, const 
         if (k + 1 < order.size()) next = std::async(std::launch::async, load_bag, paths[order[k + 1]]);
         auto x = bag.x;
         if (job.max_tiles > 0 && x.size(0) > job.max_tiles) {
-          // A seeded subsample without replacement (partial Fisher-Yates), in tile order.
+          // A seeded subsample without replacement, in tile order.
           std::vector<int64_t> idx(x.size(0));
           std::iota(idx.begin(), idx.end(), 0);
           Rng pick({static_cast<uint64_t>(job.seed), f, static_cast<uint64_t>(e), static_cast<uint64_t>(order[k]), 7});
-          for (int64_t i = 0; i < job.max_tiles; ++i) std::swap(idx[i], idx[i + pick.below(x.size(0) - i)]);
+          pick.sample_front(idx, static_cast<size_t>(job.max_tiles));
           idx.resize(job.max_tiles);
           std::sort(idx.begin(), idx.end());
           x = x.index_select(0, torch::tensor(idx));
@@ -203,9 +202,6 @@ MilSummary run_mil(const MilJob& job, const std::string& resolved_config, const 
     // Test bags: probabilities and tile weights.
     head->eval();
     torch::NoGradGuard ng;
-    json fm;
-    std::vector<int> yt;
-    std::vector<double> sc;
     for (auto i : test_sets[f]) {
       auto bag = load_bag(paths[i]);
       auto [logits, w] = head->forward(bag.x);
@@ -214,20 +210,13 @@ MilSummary run_mil(const MilJob& job, const std::string& resolved_config, const 
       res.patients.push_back(labels.patient[i]);
       res.fold.push_back(static_cast<int64_t>(f));
       res.y_true.push_back(labels.y[i]);
-      yt.push_back(labels.y[i]);
       res.scores.insert(res.scores.end(), p.data_ptr<double>(), p.data_ptr<double>() + C);
-      sc.insert(sc.end(), p.data_ptr<double>(), p.data_ptr<double>() + C);
       if (job.attention && !bag.coords.empty()) {
         auto wf = w.to(torch::kFloat).contiguous();
         attention[labels.ids[i]] = std::vector<float>(wf.data_ptr<float>(), wf.data_ptr<float>() + wf.numel());
-        attention_coords[labels.ids[i]] = bag.coords;
       }
     }
-    std::vector<int> yp(yt.size());
-    for (size_t i = 0; i < yt.size(); ++i)
-      yp[i] = static_cast<int>(std::max_element(sc.begin() + i * C, sc.begin() + (i + 1) * C) - (sc.begin() + i * C));
-    for (const auto& m : eval::report_metric_names(job.ordinal)) fm[m] = eval::classification_metric(m, yt, yp, sc, C);
-    res.folds.push_back({{"fold", f}, {"n_train", tr.size()}, {"n_test", test_sets[f].size()}, {"final_train_loss", last_loss}, {"metrics", fm}});
+    res.folds.push_back({{"fold", f}, {"n_train", tr.size()}, {"n_test", test_sets[f].size()}, {"final_train_loss", last_loss}});
   }
 
   // Attention files beside a copy of each slide's coords (grid attributes from the feature file).

@@ -263,7 +263,7 @@ class ViewLoader {
     auto p = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(src_.size()));
     std::iota(p->begin(), p->end(), 0);
     Rng rng({static_cast<uint64_t>(seed_), 0x7065726dULL, static_cast<uint64_t>(epoch)});
-    for (size_t i = p->size(); i > 1; --i) std::swap((*p)[i - 1], (*p)[static_cast<size_t>(rng.below(static_cast<int64_t>(i)))]);
+    rng.shuffle(*p);
     perms_.emplace(epoch, p);
     return p;
   }

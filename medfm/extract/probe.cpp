@@ -8,17 +8,13 @@
 #include <numeric>
 #include <cmath>
 #include <filesystem>
-#include <iomanip>
 #include <optional>
 #include <sstream>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "medfm/adapt/knn.h"
 #include "medfm/adapt/logistic.h"
 #include "medfm/adapt/mlp_probe.h"
 #include "medfm/adapt/simpleshot.h"
-#include "medfm/core/atomic_file.h"
 #include "medfm/core/error.h"
 #include "medfm/core/hash.h"
 #include "medfm/eval/chart.h"
@@ -27,7 +23,6 @@
 #include "medfm/eval/splits.h"
 #include "medfm/extract/h5_feature_store.h"
 #include "medfm/extract/labels_csv.h"
-#include "medfm/extract/source.h"
 
 namespace medfm::extract {
 
@@ -95,107 +90,82 @@ Part load_part(const std::string& path, const LabelsCsv* csv, std::vector<bool>*
   return p;
 }
 
-std::vector<int> pick(const std::vector<int>& v, const std::vector<int64_t>& idx) {
-  std::vector<int> out;
-  out.reserve(idx.size());
-  for (int64_t i : idx) out.push_back(v[i]);
-  return out;
-}
-std::vector<std::string> pick(const std::vector<std::string>& v, const std::vector<int64_t>& idx) {
-  std::vector<std::string> out;
-  out.reserve(idx.size());
-  for (int64_t i : idx) out.push_back(v[i]);
-  return out;
-}
 at::Tensor rows(const at::Tensor& x, const std::vector<int64_t>& idx) { return x.index_select(0, torch::tensor(idx, torch::kLong)); }
 
 std::vector<double> to_vector(const at::Tensor& t) {
   auto c = t.to(torch::kDouble).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
-std::vector<int> argmax_rows(const std::vector<double>& p, int n_classes) {
-  std::vector<int> out(p.size() / n_classes);
-  for (size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<int>(std::max_element(p.begin() + i * n_classes, p.begin() + (i + 1) * n_classes) - (p.begin() + i * n_classes));
-  return out;
-}
-
 // One fit and prediction: training rows (with their patients, for the validation fold), test rows.
 struct Fit {
   std::vector<double> scores;  // [M*C]
   json detail;                 // method-specific (chosen C, grid ...)
 };
 
-struct Protocol {
-  at::Tensor x;                        // all rows of the evaluation (train and test parts)
-  eval::LabelSet labels;               // over x's rows
-  std::vector<int64_t> train, val, test;  // val: fixed validation rows (split column) or empty
+// Which rows of the evaluation table train, validate (fixed validation rows from a split column;
+// else empty) and test.
+struct Split {
+  std::vector<int64_t> train, val, test;
+  std::vector<int64_t> train_and_val() const {
+    std::vector<int64_t> all(train);
+    all.insert(all.end(), val.begin(), val.end());
+    return all;
+  }
 };
 
-Fit fit_predict(const ProbeJob& job, const Protocol& p, int64_t fold_seed) {
-  const int C = p.labels.n_classes();
-  Fit f;
-  auto xtr_idx = p.train;
-  if (job.method == "linear") {
-    adapt::LogisticOptions o;
-    o.c_grid = adapt::log_grid(job.c_min, job.c_max, job.c_steps);
-    o.max_iter = job.max_iter;
-    std::vector<int64_t> tr, va;
-    if (!p.val.empty()) {
-      tr = p.train;
-      va = p.val;
-    } else if (o.c_grid.size() > 1) {
-      auto ytr = pick(p.labels.y, p.train);
-      auto gtr = pick(p.labels.patient, p.train);
-      auto fold = eval::stratified_group_kfold(ytr, gtr, job.val_folds, static_cast<uint64_t>(fold_seed));
-      for (size_t i = 0; i < p.train.size(); ++i) (fold[i] == 0 ? va : tr).push_back(p.train[i]);
-    } else {
-      tr = p.train;
-    }
-    auto probe = adapt::fit_logistic_probe(p.x, p.labels.y, C, tr, va, o);
-    f.scores = to_vector(probe.predict_proba(rows(p.x, p.test)));
-    f.detail = {{"c", probe.c}, {"c_grid", probe.c_grid}, {"val_balanced_accuracy", probe.val_balanced_accuracy},
-                {"n_fit", tr.size()}, {"n_val", va.size()}, {"iterations", probe.model.iterations()}};
-  } else if (job.method == "mlp") {
-    std::vector<int64_t> tr, va;
-    if (!p.val.empty()) {
-      tr = p.train;
-      va = p.val;
-    } else {
-      auto fold = eval::stratified_group_kfold(pick(p.labels.y, p.train), pick(p.labels.patient, p.train), job.val_folds,
-                                               static_cast<uint64_t>(fold_seed));
-      for (size_t i = 0; i < p.train.size(); ++i) (fold[i] == 0 ? va : tr).push_back(p.train[i]);
-    }
-    adapt::MlpProbeOptions o;
-    o.hidden = job.mlp_hidden;
-    o.max_epochs = job.mlp_epochs;
-    o.seed = static_cast<uint64_t>(fold_seed);
-    auto m = adapt::fit_mlp_probe(p.x, p.labels.y, C, tr, va, o);
-    f.scores = to_vector(m.predict_proba(rows(p.x, p.test)));
-    f.detail = {{"hidden", o.hidden}, {"best_epoch", m.best_epoch}, {"epochs_run", m.epochs_run},
-                {"val_balanced_accuracy", m.best_val_balanced_accuracy}, {"n_fit", tr.size()}, {"n_val", va.size()}};
-  } else if (job.method == "knn") {
-    std::vector<int64_t> all(p.train);
-    all.insert(all.end(), p.val.begin(), p.val.end());
-    adapt::KnnOptions o;
-    o.k = job.k;
-    o.temperature = job.temperature;
-    f.scores = to_vector(adapt::knn_proba(rows(p.x, all), pick(p.labels.y, all), C, rows(p.x, p.test), o));
-    f.detail = {{"k", job.k}, {"temperature", job.temperature}};
-  } else {
-    std::vector<int64_t> all(p.train);
-    all.insert(all.end(), p.val.begin(), p.val.end());
-    f.scores = to_vector(adapt::simpleshot_proba(rows(p.x, all), pick(p.labels.y, all), C, rows(p.x, p.test)));
-    f.detail = {{"support", "all training rows"}};
-  }
-  return f;
+// Training rows and the rows that choose the probe's setting (C, the MLP's epoch): the split's
+// fixed validation rows, else one of val_folds patient-grouped folds of the training rows.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> fit_and_validation(const ProbeJob& job, const eval::LabelSet& labels,
+                                                                         const Split& sp, int64_t seed) {
+  if (!sp.val.empty()) return {sp.train, sp.val};
+  std::vector<int64_t> tr, va;
+  auto fold = eval::stratified_group_kfold(eval::take(labels.y, sp.train), eval::take(labels.patient, sp.train), job.val_folds,
+                                           static_cast<uint64_t>(seed));
+  for (size_t i = 0; i < sp.train.size(); ++i) (fold[i] == 0 ? va : tr).push_back(sp.train[i]);
+  return {tr, va};
 }
 
-std::string fmt(double v, int digits = 4) {
-  if (!std::isfinite(v)) return "n/a";
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(digits) << v;
-  return o.str();
+Fit fit_predict(const ProbeJob& job, const at::Tensor& x, const eval::LabelSet& labels, const Split& sp, int64_t fold_seed) {
+  const int C = labels.n_classes();
+  Fit f;
+  if (job.method == "linear" || job.method == "mlp") {
+    adapt::LogisticOptions lo;
+    lo.c_grid = adapt::log_grid(job.c_min, job.c_max, job.c_steps);
+    lo.max_iter = job.max_iter;
+    // One C needs no validation rows; the MLP always uses them to pick its epoch.
+    auto [tr, va] = job.method == "linear" && lo.c_grid.size() == 1 ? std::make_pair(sp.train_and_val(), std::vector<int64_t>{})
+                                                                      : fit_and_validation(job, labels, sp, fold_seed);
+    if (job.method == "linear") {
+      auto probe = adapt::fit_logistic_probe(x, labels.y, C, tr, va, lo);
+      f.scores = to_vector(probe.predict_proba(rows(x, sp.test)));
+      f.detail = {{"c", probe.c}, {"c_grid", probe.c_grid}, {"val_balanced_accuracy", probe.val_balanced_accuracy},
+                  {"iterations", probe.model.iterations()}};
+    } else {
+      adapt::MlpProbeOptions o;
+      o.hidden = job.mlp_hidden;
+      o.max_epochs = job.mlp_epochs;
+      o.seed = static_cast<uint64_t>(fold_seed);
+      auto m = adapt::fit_mlp_probe(x, labels.y, C, tr, va, o);
+      f.scores = to_vector(m.predict_proba(rows(x, sp.test)));
+      f.detail = {{"hidden", o.hidden}, {"best_epoch", m.best_epoch}, {"epochs_run", m.epochs_run},
+                  {"val_balanced_accuracy", m.best_val_balanced_accuracy}};
+    }
+    f.detail["n_fit"] = tr.size();
+    f.detail["n_val"] = va.size();
+  } else {
+    const auto all = sp.train_and_val();
+    if (job.method == "knn") {
+      adapt::KnnOptions o;
+      o.k = job.k;
+      o.temperature = job.temperature;
+      f.scores = to_vector(adapt::knn_proba(rows(x, all), eval::take(labels.y, all), C, rows(x, sp.test), o));
+      f.detail = {{"k", job.k}, {"temperature", job.temperature}};
+    } else {
+      f.scores = to_vector(adapt::simpleshot_proba(rows(x, all), eval::take(labels.y, all), C, rows(x, sp.test)));
+      f.detail = {{"support", "all training rows"}};
+    }
+  }
+  return f;
 }
 
 }  // namespace
@@ -222,7 +192,9 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
   if (csv) csv->check_all_used(used, "feature file");
 
   // One table of rows for every protocol; index sets say which rows play which part.
-  Protocol base;
+  at::Tensor x;
+  eval::LabelSet labels;
+  Split base;
   std::vector<std::vector<int64_t>> fold_tests;  // folds protocol: test rows per fold
   std::string protocol;
   if (pair) {
@@ -232,71 +204,67 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
     MEDFM_CHECK(a.x.size(1) == b.x.size(1), "probe: '", a.path, "' has ", a.x.size(1), "-dim features but '", b.path, "' has ",
                 b.x.size(1));
     eval::align_classes(a.labels, b.labels, "probe: '" + b.path + "'");
-    base.x = torch::cat({a.x, b.x});
-    base.labels = a.labels;
+    x = torch::cat({a.x, b.x});
+    labels = a.labels;
     auto append = [](auto& dst, const auto& src) { dst.insert(dst.end(), src.begin(), src.end()); };
-    append(base.labels.ids, b.labels.ids);
-    append(base.labels.y, b.labels.y);
-    append(base.labels.patient, b.labels.patient);
-    append(base.labels.rows, b.labels.rows);
-    base.labels.n_unlabelled += b.labels.n_unlabelled;
+    append(labels.ids, b.labels.ids);
+    append(labels.y, b.labels.y);
+    append(labels.patient, b.labels.patient);
+    append(labels.rows, b.labels.rows);
+    labels.n_unlabelled += b.labels.n_unlabelled;
     const int64_t na = static_cast<int64_t>(a.labels.size());
-    for (int64_t i = 0; i < static_cast<int64_t>(base.labels.size()); ++i) {
+    for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); ++i) {
       if (i >= na) base.test.push_back(i);
       else if (!a.labels.split.empty() && a.labels.split[i] == "val") base.val.push_back(i);
       else base.train.push_back(i);
     }
     // Ids name rows within a file; only a patient column says who is the same person across files.
     if (!job.patient_column.empty())
-      eval::check_disjoint(base.train, base.test, base.labels.patient, base.labels.ids,
+      eval::check_disjoint(base.train, base.test, labels.patient, labels.ids,
                            "probe: '" + a.path + "' and '" + b.path + "' share a patient");
-    base.labels.split.clear();
+    labels.split.clear();
   } else {
-    base.x = parts[0].x;
-    base.labels = parts[0].labels;
+    x = parts[0].x;
+    labels = parts[0].labels;
     if (!job.split_column.empty() && job.folds <= 1) {
       protocol = "split";
-      for (int64_t i = 0; i < static_cast<int64_t>(base.labels.size()); ++i)
-        (base.labels.split[i] == "train" ? base.train : base.labels.split[i] == "val" ? base.val : base.test).push_back(i);
+      for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); ++i)
+        (labels.split[i] == "train" ? base.train : labels.split[i] == "val" ? base.val : base.test).push_back(i);
       MEDFM_CHECK(!base.train.empty() && !base.test.empty(), "probe: '", job.features, "': the split column has ", base.train.size(),
                   " train and ", base.test.size(), " test rows");
-      eval::check_disjoint(base.train, base.test, base.labels.patient, base.labels.ids, "probe: '" + job.features + "' train/test");
-      eval::check_disjoint(base.val, base.test, base.labels.patient, base.labels.ids, "probe: '" + job.features + "' val/test");
+      eval::check_disjoint(base.train, base.test, labels.patient, labels.ids, "probe: '" + job.features + "' train/test");
+      eval::check_disjoint(base.val, base.test, labels.patient, labels.ids, "probe: '" + job.features + "' val/test");
     } else {
       protocol = "folds";
-      auto fold = eval::stratified_group_kfold(base.labels.y, base.labels.patient, job.folds, static_cast<uint64_t>(job.seed));
+      auto fold = eval::stratified_group_kfold(labels.y, labels.patient, job.folds, static_cast<uint64_t>(job.seed));
       fold_tests.resize(job.folds);
       for (size_t i = 0; i < fold.size(); ++i) fold_tests[fold[i]].push_back(static_cast<int64_t>(i));
     }
   }
-  const int C = base.labels.n_classes();
+  const int C = labels.n_classes();
   // A class with no training rows cannot be predicted.
   auto check_train_classes = [&](const std::vector<int64_t>& tr, const std::string& what) {
     std::vector<int64_t> n(C, 0);
-    for (int64_t i : tr) ++n[base.labels.y[i]];
+    for (int64_t i : tr) ++n[labels.y[i]];
     for (int c = 0; c < C; ++c)
-      MEDFM_CHECK(n[c] > 0, "probe: class '", base.labels.classes[c], "' has no training rows", what);
+      MEDFM_CHECK(n[c] > 0, "probe: class '", labels.classes[c], "' has no training rows", what);
   };
 
   // Evaluations: one (train_test, split) or one per fold.
-  std::vector<Protocol> runs;
+  std::vector<Split> runs;
   if (protocol == "folds") {
     for (int f = 0; f < job.folds; ++f) {
-      Protocol p;
-      p.x = base.x;
-      p.labels = base.labels;
-      p.test = fold_tests[f];
+      Split sp;
+      sp.test = fold_tests[f];
       for (int g = 0; g < job.folds; ++g)
-        if (g != f) p.train.insert(p.train.end(), fold_tests[g].begin(), fold_tests[g].end());
-      std::sort(p.train.begin(), p.train.end());
-      eval::check_disjoint(p.train, p.test, p.labels.patient, p.labels.ids, "probe: fold " + std::to_string(f));
-      check_train_classes(p.train, " in fold " + std::to_string(f));
-      runs.push_back(std::move(p));
+        if (g != f) sp.train.insert(sp.train.end(), fold_tests[g].begin(), fold_tests[g].end());
+      std::sort(sp.train.begin(), sp.train.end());
+      eval::check_disjoint(sp.train, sp.test, labels.patient, labels.ids, "probe: fold " + std::to_string(f));
+      check_train_classes(sp.train, " in fold " + std::to_string(f));
+      runs.push_back(std::move(sp));
     }
   } else {
-    std::vector<int64_t> tr(base.train);
-    tr.insert(tr.end(), base.val.begin(), base.val.end());
-    check_train_classes(tr, "");
+    check_train_classes(base.train_and_val(), "");
     runs.push_back(base);
   }
 
@@ -308,37 +276,25 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
   std::vector<int64_t> test_rows, test_fold;
   std::vector<double> scores;
   json folds_json = json::array();
-  std::map<std::string, std::vector<double>> per_fold;
   std::map<int64_t, std::map<std::string, std::vector<double>>> shot_values;
   for (size_t r = 0; r < runs.size(); ++r) {
-    const auto& p = runs[r];
-    auto fit = fit_predict(job, p, job.seed + static_cast<int64_t>(r) * 1000003);
+    const auto& sp = runs[r];
+    auto fit = fit_predict(job, x, labels, sp, job.seed + static_cast<int64_t>(r) * 1000003);
     if (progress) progress(++done, total);
-    auto yt = pick(p.labels.y, p.test);
-    auto yp = argmax_rows(fit.scores, C);
-    json fm;
-    for (const auto& m : metrics) {
-      const double v = eval::classification_metric(m, yt, yp, fit.scores, C);
-      fm[m] = v;
-      per_fold[m].push_back(v);
-    }
-    folds_json.push_back({{"fold", r}, {"n_train", p.train.size() + p.val.size()}, {"n_test", p.test.size()}, {"metrics", fm},
-                          {job.method, fit.detail}});
-    test_rows.insert(test_rows.end(), p.test.begin(), p.test.end());
-    test_fold.insert(test_fold.end(), p.test.size(), static_cast<int64_t>(r));
+    folds_json.push_back({{"fold", r}, {"n_train", sp.train.size() + sp.val.size()}, {"n_test", sp.test.size()}, {job.method, fit.detail}});
+    test_rows.insert(test_rows.end(), sp.test.begin(), sp.test.end());
+    test_fold.insert(test_fold.end(), sp.test.size(), static_cast<int64_t>(r));
     scores.insert(scores.end(), fit.scores.begin(), fit.scores.end());
     if (few_shot) {
-      std::vector<int64_t> all(p.train);
-      all.insert(all.end(), p.val.begin(), p.val.end());
-      auto y_all = pick(p.labels.y, all);
-      auto xq = rows(p.x, p.test);
+      const auto all = sp.train_and_val();
+      const auto y_all = eval::take(labels.y, all), yt = eval::take(labels.y, sp.test);
+      auto xq = rows(x, sp.test);
       for (int64_t shots : job.shots) {
         for (int e = 0; e < job.episodes; ++e) {
           auto sup = adapt::episode_support(y_all, C, static_cast<int>(shots), e, static_cast<uint64_t>(job.seed) + r);
-          std::vector<int64_t> rows_sup;
-          for (int64_t i : sup) rows_sup.push_back(all[i]);
-          auto s = to_vector(adapt::simpleshot_proba(rows(p.x, rows_sup), pick(p.labels.y, rows_sup), C, xq));
-          auto pred = argmax_rows(s, C);
+          auto rows_sup = eval::take(all, sup);
+          auto s = to_vector(adapt::simpleshot_proba(rows(x, rows_sup), eval::take(labels.y, rows_sup), C, xq));
+          auto pred = eval::argmax_rows(s, C);
           for (const auto& m : metrics) shot_values[shots][m].push_back(eval::classification_metric(m, yt, pred, s, C));
           if (progress) progress(++done, total);
         }
@@ -346,12 +302,13 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
     }
   }
 
-  // Few-shot summary per shot count: mean +- std over every (fold, episode).
+  // Few-shot summary per shot count: mean +- std over every (fold, episode), computed once.
+  std::map<int64_t, std::map<std::string, eval::MeanStd>> shot_stats;
   json fsj = json::array();
   for (const auto& [shots, vals] : shot_values) {
     json row = {{"shots", shots}, {"episodes", job.episodes * static_cast<int>(runs.size())}};
     for (const auto& m : metrics) {
-      auto ms = eval::mean_std(vals.at(m));
+      auto ms = shot_stats[shots][m] = eval::mean_std(vals.at(m));
       row[m] = {{"mean", ms.mean}, {"std", ms.std}};
     }
     fsj.push_back(row);
@@ -363,11 +320,11 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
 
   eval::ClassificationResults res;
   res.title = "medfm probe " + job.method;
-  res.classes = base.labels.classes;
+  res.classes = labels.classes;
   for (size_t i = 0; i < test_rows.size(); ++i) {
-    res.ids.push_back(base.labels.ids[test_rows[i]]);
-    res.patients.push_back(base.labels.patient[test_rows[i]]);
-    res.y_true.push_back(base.labels.y[test_rows[i]]);
+    res.ids.push_back(labels.ids[test_rows[i]]);
+    res.patients.push_back(labels.patient[test_rows[i]]);
+    res.y_true.push_back(labels.y[test_rows[i]]);
   }
   res.fold = test_fold;
   res.scores = scores;
@@ -380,12 +337,12 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
   ProbeSummary summary;
   summary.protocol = protocol;
   summary.n_test = static_cast<int64_t>(test_rows.size());
-  summary.n_train = protocol == "folds" ? static_cast<int64_t>(base.labels.size()) : static_cast<int64_t>(base.train.size() + base.val.size());
+  summary.n_train = protocol == "folds" ? static_cast<int64_t>(labels.size()) : static_cast<int64_t>(base.train.size() + base.val.size());
   eval::ReportText text;
   text.fields = {{"method", job.method},
                  {"protocol", protocol},
                  {"n_train", summary.n_train},
-                 {"n_unlabelled", base.labels.n_unlabelled},
+                 {"n_unlabelled", labels.n_unlabelled},
                  {"patient_column", job.patient_column},
                  {"patients_disjoint_checked", !job.patient_column.empty()},
                  {"inputs", inputs},
@@ -395,7 +352,7 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
   head << "Protocol: **" << protocol << "**";
   if (protocol == "folds") head << " (" << job.folds << " patient-grouped stratified folds, seed " << job.seed << ")";
   head << "; " << summary.n_train << " training rows, " << summary.n_test << " test rows, " << C << " classes";
-  if (base.labels.n_unlabelled) head << "; " << base.labels.n_unlabelled << " unlabelled rows left out";
+  if (labels.n_unlabelled) head << "; " << labels.n_unlabelled << " unlabelled rows left out";
   head << ".\n\n";
   if (job.patient_column.empty())
     head << "No patient column: every row counts as its own patient, so leakage of a patient across the split is not checked.\n\n";
@@ -408,23 +365,23 @@ ProbeSummary run_probe(const ProbeJob& job, const std::string& resolved_config, 
   }
   if (few_shot) {
     tail << "\n## Few-shot (SimpleShot)\n\n| shots | accuracy | balanced accuracy |\n|---|---|---|\n";
-    for (const auto& [shots, vals] : shot_values) {
-      auto a = eval::mean_std(vals.at("accuracy")), b = eval::mean_std(vals.at("balanced_accuracy"));
-      tail << "| " << shots << " | " << fmt(a.mean) << " +- " << fmt(a.std) << " | " << fmt(b.mean) << " +- " << fmt(b.std) << " |\n";
+    for (const auto& [shots, st] : shot_stats) {
+      const auto &a = st.at("accuracy"), &b = st.at("balanced_accuracy");
+      tail << "| " << shots << " | " << eval::format_fixed(a.mean) << " +- " << eval::format_fixed(a.std) << " | " << eval::format_fixed(b.mean) << " +- " << eval::format_fixed(b.std) << " |\n";
     }
     tail << "\n![few-shot](fewshot.png)\n";
   }
   text.md_head = head.str();
   text.md_tail = tail.str();
   const std::string dir = job.out;
-  if (few_shot && !shot_values.empty()) {
+  if (few_shot && !shot_stats.empty()) {
     fs::create_directories(dir);
     eval::Series acc{"accuracy (mean)", {}, {}}, bal{"balanced accuracy (mean)", {}, {}};
-    for (const auto& [shots, vals] : shot_values) {
+    for (const auto& [shots, st] : shot_stats) {
       acc.x.push_back(static_cast<double>(shots));
-      acc.y.push_back(eval::mean_std(vals.at("accuracy")).mean);
+      acc.y.push_back(st.at("accuracy").mean);
       bal.x.push_back(static_cast<double>(shots));
-      bal.y.push_back(eval::mean_std(vals.at("balanced_accuracy")).mean);
+      bal.y.push_back(st.at("balanced_accuracy").mean);
     }
     eval::ChartOptions o;
     o.title = "SimpleShot: mean over " + std::to_string(job.episodes * static_cast<int>(runs.size())) + " episodes per shot count";
