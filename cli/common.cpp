@@ -47,7 +47,10 @@ void add_runtime_options(CLI::App& app, KeyFlags& flags, RuntimeOptions& rt, boo
 
 void add_model_flags(KeyFlags& flags) {
   flags.option("--model", "model.name", "registry model name (see `medfm models`)");
-  flags.option("--weights", "model.weights", "weights (.safetensors: timm, HF, DINOv2 or torchvision layout)");
+  flags.option("--weights", "model.weights",
+               "weights: .safetensors, sharded index.json, torch.save .pth/.pt/.bin (read without running code) or a "
+               "folder; timm, HF, DINOv2 or torchvision layout");
+  flags.option("--weights-key", "model.weights_key", "entry of a training checkpoint to load: model, teacher, model/teacher ... (default: detected)");
   flags.option("--torchscript", "model.torchscript", "use a TorchScript module as the backbone instead");
   flags.option("--layout", "model.layout", "weights layout: auto, timm, dinov2, hf_dinov2, hf_vit, torchvision");
   flags.flag("--allow-partial", "model.allow_partial", "accept a checkpoint with missing/unexpected keys");

@@ -15,6 +15,7 @@
 
 #include "medfm/core/atomic_file.h"
 #include "medfm/core/error.h"
+#include "medfm/core/mapped_file.h"
 
 namespace medfm {
 namespace {
@@ -44,16 +45,6 @@ const DType* find_dtype(at::ScalarType t) {
 }
 
 }  // namespace
-
-struct SafeTensors::Mapping {
-  void* addr = nullptr;
-  size_t size = 0;
-  size_t data_start = 0;
-  ~Mapping() {
-    if (addr && addr != MAP_FAILED) ::munmap(addr, size);
-  }
-  const uint8_t* bytes() const { return static_cast<const uint8_t*>(addr); }
-};
 
 void parse_safetensors(const uint8_t* data, size_t size, const std::string& origin,
                        std::vector<TensorEntry>* entries, std::map<std::string, std::string>* metadata,
@@ -134,43 +125,47 @@ void parse_safetensors(const uint8_t* data, size_t size, const std::string& orig
 SafeTensors SafeTensors::open(const std::string& path) {
   SafeTensors st;
   st.path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY);
-  MEDFM_CHECK_T(IoError, fd >= 0, "safetensors: cannot open '", path, "': ", std::strerror(errno));
-  struct stat sb {};
-  if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    ::close(fd);
-    throw IoError("safetensors: '" + path + "' is not a regular file");
+  try {
+    st.file_ = MappedFile::open(path);
+  } catch (const IoError& e) {
+    throw IoError(std::string("safetensors: ") + e.what());
   }
-  auto m = std::make_shared<Mapping>();
-  m->size = static_cast<size_t>(sb.st_size);
-  if (m->size > 0) {
-    // Private, writable copy-on-write mapping: tensors viewing it may be written without faulting.
-    m->addr = ::mmap(nullptr, m->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  }
-  ::close(fd);
-  MEDFM_CHECK_T(IoError, m->size == 0 || m->addr != MAP_FAILED, "safetensors: cannot map '", path, "'");
   static const uint8_t kEmpty[1] = {0};
-  parse_safetensors(m->size ? m->bytes() : kEmpty, m->size, path, &st.entries_, &st.metadata_, &m->data_start);
+  parse_safetensors(st.file_->size() ? st.file_->data() : kEmpty, st.file_->size(), path, &st.entries_, &st.metadata_,
+                    &st.data_start_);
   for (size_t i = 0; i < st.entries_.size(); ++i) st.index_[st.entries_[i].name] = i;
-  st.map_ = std::move(m);
   return st;
 }
 
 bool SafeTensors::contains(const std::string& name) const { return index_.count(name) > 0; }
 
-at::Tensor SafeTensors::get(const std::string& name) const {
+const TensorEntry& SafeTensors::entry(const std::string& name) const {
   auto it = index_.find(name);
   MEDFM_CHECK(it != index_.end(), "safetensors: ", path_, ": no tensor named '", name, "'");
-  const TensorEntry& e = entries_[it->second];
-  const DType* dt = find_dtype(e.dtype);
-  auto out = torch::empty(e.shape, torch::TensorOptions().dtype(dt->type));
-  if (e.end > e.begin) std::memcpy(out.data_ptr(), map_->bytes() + map_->data_start + e.begin, e.end - e.begin);
+  return entries_[it->second];
+}
+
+at::Tensor SafeTensors::get(const std::string& name) const {
+  const TensorEntry& e = entry(name);
+  auto out = torch::empty(e.shape, torch::TensorOptions().dtype(find_dtype(e.dtype)->type));
+  if (e.end > e.begin) std::memcpy(out.data_ptr(), file_->data() + data_start_ + e.begin, e.end - e.begin);
   return out;
+}
+
+at::Tensor SafeTensors::view(const std::string& name) const {
+  const TensorEntry& e = entry(name);
+  return file_->view(data_start_ + e.begin, find_dtype(e.dtype)->type, e.shape);
 }
 
 std::map<std::string, at::Tensor> SafeTensors::load_all() const {
   std::map<std::string, at::Tensor> out;
   for (const auto& e : entries_) out.emplace(e.name, get(e.name));
+  return out;
+}
+
+std::map<std::string, at::Tensor> SafeTensors::view_all() const {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& e : entries_) out.emplace(e.name, view(e.name));
   return out;
 }
 

@@ -19,6 +19,8 @@
 
 namespace medfm {
 
+class MappedFile;
+
 struct TensorEntry {
   std::string name;
   std::string dtype;            // safetensors dtype string, e.g. "F32"
@@ -36,13 +38,17 @@ class SafeTensors {
   bool contains(const std::string& name) const;
   // A CPU tensor owning a copy of the bytes. Throws Error if the name is absent.
   at::Tensor get(const std::string& name) const;
-  // All tensors, by name.
+  // A tensor viewing the mapped file (no copy; keeps the mapping alive; see mapped_file.h).
+  at::Tensor view(const std::string& name) const;
+  // All tensors, by name: copies / views.
   std::map<std::string, at::Tensor> load_all() const;
+  std::map<std::string, at::Tensor> view_all() const;
 
  private:
-  struct Mapping;
+  const TensorEntry& entry(const std::string& name) const;
   std::string path_;
-  std::shared_ptr<Mapping> map_;
+  std::shared_ptr<const MappedFile> file_;
+  size_t data_start_ = 0;
   std::vector<TensorEntry> entries_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;

@@ -71,6 +71,7 @@ std::unique_ptr<Backbone> load_torchscript_backbone(const std::string& path) {
 void ModelSpec::bind(Config& cfg) {
   cfg.bind("model.name", name, "registry model name");
   cfg.bind("model.weights", weights, "weights file");
+  cfg.bind("model.weights_key", weights_key, "entry of a training checkpoint holding the weights (model, teacher, ...)");
   cfg.bind("model.torchscript", torchscript, "TorchScript backbone file");
   cfg.bind("model.layout", layout, "weights layout");
   cfg.bind("model.allow_partial", allow_partial, "accept partial loads");
@@ -167,9 +168,16 @@ LoadedBackbone load_backbone(const ModelSpec& given) {
                     std::to_string(spec.seed) + ")";
       prov["weights"] = "random-init seed " + std::to_string(spec.seed);
     } else {
-      out.report = load_vit_weights(vit, spec.weights, spec.allow_partial, layout);
+      out.report = load_vit_weights(vit, spec.weights, spec.allow_partial, layout, spec.weights_key);
       prov["weights"] = spec.weights;
-      prov["weights_sha256"] = sha256_file(spec.weights);
+      if (out.report.files.size() == 1) {
+        prov["weights_sha256"] = sha256_file(out.report.files[0]);
+      } else {
+        nlohmann::json shas = nlohmann::json::object();
+        for (const auto& f : out.report.files) shas[std::filesystem::path(f).filename().string()] = sha256_file(f);
+        prov["weights_sha256"] = shas.dump();
+      }
+      if (!out.report.entry.empty()) prov["weights_entry"] = out.report.entry;
       prov["weights_layout"] = layout_name(out.report.layout);
       prov["weights_load_report"] = out.report.summary();
     }

@@ -56,7 +56,8 @@ struct ModelSpec {
   // Registry entry. Empty: the one a medfm export recorded in the weights' metadata (with its
   // overrides and preprocessing), else kDefaultModel.
   std::string name;
-  std::string weights;                          // .safetensors; empty: seeded random init
+  std::string weights;                          // weights_file.h: .safetensors, .pth, .bin, index, folder; empty: seeded random init
+  std::string weights_key;                      // nested checkpoint entry ("model", "teacher", ...); empty: detected
   std::string torchscript;                      // a TorchScript backbone instead of a registry model
   std::string layout = "auto";                  // weights layout (checkpoint.h)
   bool allow_partial = false;                   // accept missing / unexpected / mis-shaped keys

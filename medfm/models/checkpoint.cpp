@@ -10,7 +10,9 @@
 #include <sstream>
 
 #include "medfm/core/error.h"
+#include "medfm/core/mapped_file.h"
 #include "medfm/core/safetensors.h"
+#include "medfm/models/weights_file.h"
 
 namespace medfm::models {
 namespace {
@@ -24,7 +26,7 @@ bool any_key(const StateDict& sd, const std::string& needle) {
 
 bool is_ignorable(const std::string& k) {
   static const char* kPrefixes[] = {"head.", "heads.", "pooler.", "classifier.", "fc_norm.", "decoder",
-                                    "mask_token", "embeddings.mask_token"};
+                                    "mask_token", "embeddings.mask_token", "dino_head.", "ibot_head."};
   for (const char* p : kPrefixes)
     if (starts_with(k, p)) return true;
   return false;
@@ -46,8 +48,9 @@ StateDict strip_wrappers(StateDict sd) {
       changed = true;
     }
   }
-  // HF classification models keep "classifier.*" beside "vit.*"/"dinov2.*".
-  for (const char* w : {"dinov2.", "vit."}) {
+  // HF classification models keep "classifier.*" beside "vit.*"/"dinov2.*"; DINO / DINOv2 training
+  // checkpoints keep their heads beside "backbone.*".
+  for (const char* w : {"backbone.", "dinov2.", "vit."}) {
     bool all = true;
     for (const auto& kv : sd) all = all && (starts_with(kv.first, w) || is_ignorable(kv.first));
     if (!all) continue;
@@ -230,6 +233,7 @@ StateDict to_timm_layout(StateDict sd, WeightsLayout layout, const VitConfig& cf
 
 std::string LoadReport::summary() const {
   std::ostringstream os;
+  if (!container.empty()) os << container << (entry.empty() ? "" : " entry '" + entry + "'") << ", ";
   os << "layout " << layout_name(layout) << ": " << missing.size() << " missing, " << unexpected.size()
      << " unexpected, " << mismatched.size() << " mis-shaped, " << ignored.size() << " ignored";
   auto list = [&](const char* what, const std::vector<std::string>& v) {
@@ -238,6 +242,7 @@ std::string LoadReport::summary() const {
     for (size_t i = 0; i < v.size() && i < 20; ++i) os << "\n    " << v[i];
     if (v.size() > 20) os << "\n    ... and " << v.size() - 20 << " more";
   };
+  for (const auto& n : notes) os << "\n  " << n;
   list("missing", missing);
   list("unexpected", unexpected);
   list("mis-shaped", mismatched);
@@ -288,7 +293,10 @@ LoadReport load_into(Vit& model, StateDict sd, bool allow_partial, WeightsLayout
                 r.summary());
   }
   torch::NoGradGuard no_grad;
-  for (auto& [dst, src] : copies) dst.copy_(src.to(dst.dtype()));
+  for (auto& [dst, src] : copies) {
+    dst.copy_(src);  // converts fp16 / bf16 / fp64 to the model's dtype
+    release_mapped_pages(src);  // one copy of the weights resident at a time, not two
+  }
   return r;
 }
 
@@ -298,9 +306,15 @@ LoadReport load_vit_weights(Vit& model, StateDict sd, bool allow_partial, Weight
   return load_into(model, std::move(sd), allow_partial, layout, "");
 }
 
-LoadReport load_vit_weights(Vit& model, const std::string& path, bool allow_partial, WeightsLayout layout) {
-  auto st = SafeTensors::open(path);
-  return load_into(model, st.load_all(), allow_partial, layout, " of " + path);
+LoadReport load_vit_weights(Vit& model, const std::string& path, bool allow_partial, WeightsLayout layout,
+                            const std::string& weights_key) {
+  auto file = read_weights_file(path, weights_key);
+  auto r = load_into(model, std::move(file.tensors), allow_partial, layout, " of " + path);
+  r.container = file.container;
+  r.entry = file.entry;
+  r.notes = file.notes;
+  r.files = file.files;
+  return r;
 }
 
 void save_vit_weights(const Vit& model, const std::string& path, const std::map<std::string, std::string>& metadata,

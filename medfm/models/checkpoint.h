@@ -43,6 +43,10 @@ struct LoadReport {
   std::vector<std::string> unexpected;  // checkpoint tensors the model has no place for
   std::vector<std::string> mismatched;  // "name: checkpoint [a,b] vs model [c,d]"
   std::vector<std::string> ignored;     // heads / training-only tensors dropped on purpose
+  std::string container;                // weights_file.h: "safetensors", "torch.save zip", ...
+  std::string entry;                    // nested checkpoint entry used ("" = top level)
+  std::vector<std::string> notes;       // what reading the file chose or skipped
+  std::vector<std::string> files;       // the files read (an index and its shards)
   bool complete() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
   std::string summary() const;
 };
@@ -52,9 +56,11 @@ struct LoadReport {
 // Error with the full report and leaves the model untouched.
 LoadReport load_vit_weights(Vit& model, StateDict sd, bool allow_partial = false,
                             WeightsLayout layout = WeightsLayout::kAuto);
-// Same, from a .safetensors file.
+// Same, from any weights file weights_file.h reads (safetensors, sharded, torch.save .pth/.bin, a
+// folder); `weights_key` picks a nested entry. Tensors are copied one at a time from the mapped
+// file and their pages released, so loading holds about one copy of the weights.
 LoadReport load_vit_weights(Vit& model, const std::string& path, bool allow_partial = false,
-                            WeightsLayout layout = WeightsLayout::kAuto);
+                            WeightsLayout layout = WeightsLayout::kAuto, const std::string& weights_key = "");
 
 // Writes the model's parameters in timm key layout (head.* and mask_token included when the model
 // has them) as float32 safetensors, atomically; `metadata` goes to the file's __metadata__.

@@ -6,12 +6,13 @@ OUT=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 stamp=$(cat "$HERE"/*.py | sha256sum | cut -d' ' -f1)
-[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && [ -f "$OUT/dino.safetensors" ] && [ -f "$OUT/probe.safetensors" ] && [ -f "$OUT/mil_abmil.safetensors" ] && exit 0
+[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/tv_vit_b_16.safetensors" ] && [ -f "$OUT/dino.safetensors" ] && [ -f "$OUT/probe.safetensors" ] && [ -f "$OUT/mil_abmil.safetensors" ] && [ -f "$OUT/ckpt/plain_zip.pth" ] && exit 0
 bash "$HERE/../fetch_data.sh" >/dev/null
 DATA=${MEDFM_DATA:-$HOME/.cache/medfm/data}
 source "$DATA/paths.env"
 cd "$HERE"
 /usr/bin/python3 gen_vit_golden.py "$OUT"
+/usr/bin/python3 gen_torch_ckpt_golden.py "$OUT"
 /usr/bin/python3 gen_train_golden.py "$OUT"
 /usr/bin/python3 gen_torchvision_golden.py "$OUT" "$skimage_data"
 /usr/bin/python3 gen_stain_golden.py "$medfm_data/images/ihc.png" "$OUT"
