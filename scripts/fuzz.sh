@@ -4,6 +4,7 @@
 # (crash, sanitizer report, leak, timeout, an allocation over -malloc_limit_mb, an exception other
 # than medfm::Error); the input that caused it is kept in build-fuzz/fuzz-artifacts/.
 #   scripts/fuzz.sh safetensors [GOLDEN_DIR]  header parser; seeds: GOLDEN_DIR/vit_*.safetensors (build/golden)
+#   scripts/fuzz.sh pickle [GOLDEN_DIR]       pickle reader; seeds: the data.pkl of GOLDEN_DIR/ckpt/*.pth and legacy files
 #   scripts/fuzz.sh series_geometry           plan_series; seeds: hand-built series (layout in the target's source)
 #   scripts/fuzz.sh nifti [DATA]              open_volume on .nii / .nii.gz; seeds: small NIfTI files of DATA
 #   scripts/fuzz.sh dicom [DATA]              open_image on .dcm; seeds: pydicom's small files in DATA
@@ -17,9 +18,10 @@ seconds=${MEDFM_FUZZ_SECONDS:-${FUZZ_SECONDS:-60}}
 data=${2:-${MEDFM_DATA:-$HOME/.cache/medfm/data}}
 case $target in
   safetensors) max_len=4096 ;;
+  pickle) max_len=16384 ;;
   series_geometry) max_len=4096 ;;
   nifti | dicom) max_len=65536 ;;
-  *) echo "usage: fuzz.sh safetensors|series_geometry|nifti|dicom [SEED_DIR]" >&2; exit 2 ;;
+  *) echo "usage: fuzz.sh safetensors|pickle|series_geometry|nifti|dicom [SEED_DIR]" >&2; exit 2 ;;
 esac
 
 command -v clang++ >/dev/null || { apt-get install -y -qq clang >/dev/null; }
@@ -42,6 +44,21 @@ seed() {
 case $target in
   safetensors)
     cp "${2:-build/golden}"/vit_*.safetensors "$corpus"/ 2>/dev/null || true ;;
+  pickle)
+    /usr/bin/python3 - "${2:-build/golden}/ckpt" "$corpus" <<'EOF'
+import glob, os, sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+for f in glob.glob(os.path.join(src, "*.pth")):
+    name = os.path.basename(f)
+    if zipfile.is_zipfile(f):
+        with zipfile.ZipFile(f) as z:
+            for n in z.namelist():
+                if n.endswith("data.pkl"):
+                    open(os.path.join(out, name + ".pkl"), "wb").write(z.read(n)[:16384])
+    else:  # legacy: a stream of pickles; the fuzzer reads the first
+        open(os.path.join(out, name), "wb").write(open(f, "rb").read()[:16384])
+EOF
+    ;;
   series_geometry)
     /usr/bin/python3 - "$corpus" <<'EOF'
 import struct, sys

@@ -160,7 +160,8 @@ LoadedBackbone load_backbone(const ModelSpec& given) {
   } else {
     const auto layout = parse_layout(spec.layout);
     torch::manual_seed(static_cast<uint64_t>(spec.seed));
-    auto vit = create_vit(spec.name, parse_overrides(spec.overrides));
+    // A complete load overwrites every parameter: timm's initialisation (a minute for ViT-g) is skipped.
+    auto vit = create_vit(spec.name, parse_overrides(spec.overrides), /*init=*/spec.weights.empty() || spec.allow_partial);
     prov["model"] = entry.name;
     if (!spec.overrides.empty()) prov["model_overrides"] = nlohmann::json(spec.overrides).dump();
     if (spec.weights.empty()) {

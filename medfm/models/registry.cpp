@@ -179,10 +179,10 @@ std::shared_ptr<torch::nn::Module> create_model(const std::string& name, const M
   return create_vit(name, overrides).ptr();
 }
 
-Vit create_vit(const std::string& name, const ModelOverrides& overrides) {
+Vit create_vit(const std::string& name, const ModelOverrides& overrides, bool init) {
   const auto& e = find_model(name);
   MEDFM_CHECK_T(ConfigError, e.family == "vit", "models: '", name, "' is not a ViT");
-  return Vit(apply_vit_overrides(e.vit, overrides));
+  return Vit(apply_vit_overrides(e.vit, overrides), init);
 }
 
 const std::vector<ModelEntry>& model_registry() {

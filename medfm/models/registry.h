@@ -42,6 +42,7 @@ ModelOverrides parse_overrides(const std::vector<std::string>& items);
 // Builds entry `name` (seeded random init from the global generator). The module's concrete type
 // follows the family: a VitImpl for "vit" (see create_vit).
 std::shared_ptr<torch::nn::Module> create_model(const std::string& name, const ModelOverrides& overrides = {});
-Vit create_vit(const std::string& name, const ModelOverrides& overrides = {});
+// init=false: see VitImpl (for a model whose weights are all loaded next).
+Vit create_vit(const std::string& name, const ModelOverrides& overrides = {}, bool init = true);
 
 }  // namespace medfm::models

@@ -37,7 +37,7 @@ torch::Tensor trunc_normal(std::vector<int64_t> shape, double std) {
 
 }  // namespace
 
-VitImpl::VitImpl(const VitConfig& cfg) : cfg_(cfg) {
+VitImpl::VitImpl(const VitConfig& cfg, bool init) : cfg_(cfg) {
   MEDFM_CHECK_T(ConfigError, cfg.embed_dim > 0 && cfg.num_heads > 0 && cfg.embed_dim % cfg.num_heads == 0,
                 "vit: embed_dim ", cfg.embed_dim, " is not divisible by num_heads ", cfg.num_heads);
   MEDFM_CHECK_T(ConfigError, cfg.patch_size > 0 && cfg.img_size % cfg.patch_size == 0, "vit: img_size ",
@@ -49,7 +49,7 @@ VitImpl::VitImpl(const VitConfig& cfg) : cfg_(cfg) {
   MEDFM_CHECK_T(ConfigError, cfg.drop_path_rate >= 0 && cfg.drop_path_rate < 1, "vit: drop_path_rate ",
                 cfg.drop_path_rate, " is outside [0, 1)");
   reset();
-  init_weights();
+  if (init) init_weights();
 }
 
 void VitImpl::reset() {

@@ -57,7 +57,9 @@ std::string pool_name(Pool p);
 
 class VitImpl : public torch::nn::Cloneable<VitImpl> {
  public:
-  explicit VitImpl(const VitConfig& cfg);
+  // init=false skips timm's initialisation (slow for a billion parameters) when every parameter is
+  // about to be loaded; the layers' own default initialisation still runs.
+  explicit VitImpl(const VitConfig& cfg, bool init = true);
   // Re-creates the layers (called by clone(); weights are then copied in). Uninitialised values:
   // the constructor draws timm's initialisation once after it.
   void reset() override;

@@ -30,6 +30,7 @@ def main(out, data):
     model.eval()
     st.save(os.path.join(out, "tv_vit_b_16.safetensors"),
             {**model.state_dict(), "heads.head.weight": torch.zeros(1000, 768), "heads.head.bias": torch.zeros(1000)})
+    torch.save(model.state_dict(), os.path.join(out, "tv_vit_b_16.pth"))  # as torchvision's own download is
     ihc = Image.open(os.path.join(data, "ihc.png")).convert("RGB")
     retina = Image.open(os.path.join(data, "retina.jpg")).convert("RGB")
     crops = {

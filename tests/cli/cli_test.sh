@@ -21,6 +21,14 @@ assert 'batch_size = 2' in a['config'] and 'medfm_version' in a and 'preprocess'
 assert list(f['meta']['path'].asstr())[0].endswith('a_ihc_224.png')
 \""
 check "no temp file left" bash -c "! ls '$T' | grep -q tmp"
+# The same weights as torch.save wrote them (torchvision's own .pth): read without Python, same features.
+check "embed --weights .pth == torchvision" bash -c "'$BIN' embed --model vit_base_patch16_224 --weights '$G/tv_vit_b_16.pth' --input '$G/tv_images' --out '$T/pth.h5' --batch-size 2 --log-level warn >/dev/null && $CMP '$T/pth.h5' '$G/tv_expected.safetensors' features 1e-4 && $PY -c \"
+import h5py,hashlib; a=dict(h5py.File('$T/pth.h5').attrs)
+assert a['weights_sha256']==hashlib.sha256(open('$G/tv_vit_b_16.pth','rb').read()).hexdigest(), a
+assert 'torch.save zip' in a['weights_load_report'], a['weights_load_report']\""
+check "--weights-key naming nothing -> exit 1 with the keys there are" expect_exit 1 "no entry 'teacher'" "$BIN" embed --model vit_base_patch16_224 --weights "$G/ckpt/retfound.pth" --weights-key model/teacher --input "$G/tv_images" --out "$T/y.h5"
+rm -f "$G/ckpt/PWNED"
+check "a .pth that would run code -> exit 1 naming the call, nothing runs" bash -c "'$BIN' embed --model vit_tiny_patch16_224 --weights '$G/ckpt/evil_reduce.pth' --input '$G/tv_images' --out '$T/y.h5' > '$T/evil.txt' 2>&1; rc=\$?; [ \$rc = 1 ] && grep -q 'refusing to call posix.system' '$T/evil.txt' && [ ! -e '$G/ckpt/PWNED' ] && [ ! -e '$T/y.h5' ]"
 
 # CSV input keeps extra columns.
 { echo "path,label,patient"; for f in "$G"/tv_images/*.png; do echo "$f,tumour,\"P, 1\""; done; } > "$T/list.csv"
