@@ -214,4 +214,13 @@ std::vector<torch::Tensor> VitImpl::forward_intermediates(const torch::Tensor& x
   return out;
 }
 
+std::vector<torch::Tensor> VitImpl::forward_feature_maps(const torch::Tensor& x, std::vector<int> which,
+                                                        bool apply_norm) {
+  const int64_t B = x.size(0), gh = x.size(2) / cfg_.patch_size, gw = x.size(3) / cfg_.patch_size;
+  auto seqs = forward_intermediates(x, std::move(which), apply_norm);
+  for (auto& t : seqs)
+    t = t.narrow(1, cfg_.n_prefix(), gh * gw).reshape({B, gh, gw, t.size(2)}).permute({0, 3, 1, 2}).contiguous();
+  return seqs;
+}
+
 }  // namespace medfm::models

@@ -86,6 +86,12 @@ class VitImpl : public torch::nn::Cloneable<VitImpl> {
   std::vector<torch::Tensor> forward_intermediates(const torch::Tensor& x, std::vector<int> blocks,
                                                    bool apply_norm = false);
 
+  // timm's forward_intermediates(output_fmt="NCHW"): the patch tokens after the chosen blocks as
+  // feature maps [B, D, H / patch, W / patch] (class and register tokens dropped), optionally
+  // through the final norm; for dense-prediction heads.
+  std::vector<torch::Tensor> forward_feature_maps(const torch::Tensor& x, std::vector<int> blocks,
+                                                  bool apply_norm = false);
+
   // pos_embed for a token grid of gh x gw (prefix part kept as is).
   torch::Tensor resampled_pos_embed(int64_t gh, int64_t gw) const;
   // Parameters timm exempts from weight decay by name (tokens, pos_embed); the training loop

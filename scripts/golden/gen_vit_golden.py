@@ -114,8 +114,12 @@ def main(out):
             tokens, inter = vit_ref.forward_tokens(cfg, p, x)
             pooled = vit_ref.pool(cfg, tokens)
         tensors = {"p." + k: v for k, v in p.items()}
+        # timm's forward_intermediates(output_fmt="NCHW"): patch tokens (prefix dropped) as a map.
+        n_prefix = int(cfg["class_token"]) + cfg["reg_tokens"]
+        gh, gw = hw[0] // cfg["patch_size"], hw[1] // cfg["patch_size"]
+        map0 = inter[0][:, n_prefix:].reshape(x.shape[0], gh, gw, -1).permute(0, 3, 1, 2).contiguous()
         tensors.update({"input": x, "expected.tokens": tokens, "expected.pooled": pooled,
-                        "expected.block0": inter[0]})
+                        "expected.block0": inter[0], "expected.map0": map0})
         st.save(os.path.join(out, f"vit_{name}.safetensors"), tensors, {"config": json.dumps(cfg)})
         if name == "basic":
             st.save(os.path.join(out, f"vit_{name}.hf_vit.safetensors"), to_hf(cfg, p, vit=True))

@@ -45,7 +45,7 @@ check "unknown config key -> exit 1 naming it" expect_exit 1 "unknown key 'embed
 
 # Errors: exit codes and one-line messages, no output file.
 check "usage error -> exit 2" expect_exit 2 "" "$BIN" embed --no-such-flag
-check "missing weights -> exit 1" expect_exit 1 "cannot open" "$BIN" embed --model vit_base_patch16_224 --weights "$T/none.safetensors" --input "$G/tv_images" --out "$T/y.h5"
+check "missing weights -> exit 1" expect_exit 1 "does not exist" "$BIN" embed --model vit_base_patch16_224 --weights "$T/none.safetensors" --input "$G/tv_images" --out "$T/y.h5"
 check "unknown model -> exit 1" expect_exit 1 "unknown model 'vit_nope'" "$BIN" embed --model vit_nope --input "$G/tv_images" --out "$T/y.h5"
 check "wrong-model weights refuse partial load" expect_exit 1 "refusing a partial load" "$BIN" embed --model vit_small_patch16_224 --weights "$G/tv_vit_b_16.safetensors" --input "$G/tv_images" --out "$T/y.h5"
 head -c 1000 "$G/tv_vit_b_16.safetensors" > "$T/trunc.safetensors"

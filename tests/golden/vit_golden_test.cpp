@@ -43,6 +43,10 @@ TEST_P(VitGolden, MatchesReference) {
   EXPECT_LT(max_abs(inter[0], c.file.get("expected.block0")), 1e-4);
   auto last_normed = vit->forward_intermediates(x, {-1}, /*apply_norm=*/true)[0];
   EXPECT_LT(max_abs(last_normed, tokens), 1e-5);
+  auto maps = vit->forward_feature_maps(x, {0, -1}, /*apply_norm=*/false);
+  ASSERT_EQ(maps.size(), 2u);
+  EXPECT_LT(max_abs(maps[0], c.file.get("expected.map0")), 1e-4);
+  EXPECT_EQ(maps[1].size(1), c.cfg.embed_dim);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, VitGolden,
