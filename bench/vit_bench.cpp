@@ -1,7 +1,9 @@
 // ViT forward throughput (images/s, fp32, batch B, 224 px, all cores) and the machine's measured
 // sgemm rate, for bench/run_vit_bench.sh, which runs the PyTorch eager peer in the same run.
 // Usage: medfm_bench_vit MODEL WEIGHTS.safetensors [batch=32] [iters=3] [precision=fp32|bf16]
+// MEDFM_PROFILE=trace.json also records one forward pass with the LibTorch profiler.
 // Prints one JSON line.
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -49,6 +51,10 @@ int main(int argc, char** argv) {
   std::optional<medfm::models::AutocastGuard> autocast;
   autocast.emplace(precision, c10::Device(c10::kCPU));
   auto out = vit->forward(x);  // warm-up
+  if (const char* trace = std::getenv("MEDFM_PROFILE")) {  // one more pass as a chrome trace (bench/profile_summary.py)
+    torch::autograd::profiler::RecordProfile guard(trace);
+    out = vit->forward(x);
+  }
   std::vector<double> rates;
   for (int i = 0; i < iters; ++i) {
     auto t0 = Clock::now();
@@ -57,6 +63,14 @@ int main(int argc, char** argv) {
   }
   autocast.reset();  // sgemm below in float32
   std::sort(rates.begin(), rates.end());
+  // Under reduced precision, how far the features are from float32's (cosine similarity per image).
+  double cos_min = 1, cos_mean = 1;
+  if (precision != medfm::models::Precision::FP32) {
+    auto ref = vit->forward(x);
+    auto cos = torch::cosine_similarity(out.to(torch::kFloat), ref, 1);
+    cos_min = cos.min().item<double>();
+    cos_mean = cos.mean().item<double>();
+  }
   nlohmann::json j = {{"impl", "medfm"},
                       {"model", name},
                       {"batch", batch},
@@ -65,6 +79,8 @@ int main(int argc, char** argv) {
                       {"blas_core", medfm::blas_core()},
                       {"images_per_s", rates[rates.size() / 2]},
                       {"sgemm_gflops", sgemm_gflops()},
+                      {"cosine_vs_fp32_min", cos_min},
+                      {"cosine_vs_fp32_mean", cos_mean},
                       {"checksum", out.sum().item<double>()}};
   std::cout << j.dump() << std::endl;
   return 0;
