@@ -49,6 +49,7 @@ class TorchCkpt : public ::testing::Test {
 struct Fp32Case {
   std::string file, entry, container;
 };
+void PrintTo(const Fp32Case& c, std::ostream* os) { *os << c.file; }
 class TorchCkptFp32 : public TorchCkpt, public ::testing::WithParamInterface<Fp32Case> {};
 
 TEST_P(TorchCkptFp32, SameParametersAndFeaturesAsSafetensors) {
