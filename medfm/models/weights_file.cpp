@@ -147,9 +147,9 @@ bool is_torch(const std::string& path) {
 }
 
 // One file (safetensors or torch.save), whole, no key applied.
-StateDict read_single(const std::string& path, WeightsFile* w, const std::string& key) {
+StateDict read_single(const std::string& path, WeightsFile* w) {
   if (is_torch(path)) {
-    read_torch(path, key, w);
+    read_torch(path, "", w);
     return std::move(w->tensors);
   }
   auto st = SafeTensors::open(path);
@@ -192,7 +192,7 @@ void read_index(const std::string& path, WeightsFile* w) {
     const std::string sp = (dir / shard).string();
     if (!fs::exists(sp)) throw IoError("weights: " + path + ": shard '" + shard + "' is missing");
     WeightsFile part;
-    StateDict sd = read_single(sp, &part, "");
+    StateDict sd = read_single(sp, &part);
     w->files.push_back(sp);
     for (const auto& n : names) {
       auto it = sd.find(n);
@@ -230,23 +230,17 @@ WeightsFile read_weights_file(const std::string& given, const std::string& key) 
   }
   if (!fs::is_regular_file(path, ec)) throw IoError("weights: '" + path + "' is not a regular file");
   WeightsFile w;
-  if (ends_with(path, ".json")) {
-    read_index(path, &w);
-    if (!key.empty()) {
-      std::string prefix;
-      for (const auto& seg : split_key(key)) prefix += seg + ".";
-      w.tensors = select_prefix(std::move(w.tensors), prefix, path, &w.notes);
-      w.entry = key;
-    }
-  } else if (is_torch(path)) {
+  if (is_torch(path)) {  // a torch.save tree: the key walks its entries
     read_torch(path, key, &w);
-  } else {
-    StateDict sd = read_single(path, &w, "");
-    std::string prefix;
-    for (const auto& seg : split_key(key)) prefix += seg + ".";
-    w.tensors = select_prefix(std::move(sd), prefix, path, &w.notes);
-    w.entry = key;
+    return w;
   }
+  // Flat name -> tensor containers: the key is a name prefix.
+  if (ends_with(path, ".json")) read_index(path, &w);
+  else w.tensors = read_single(path, &w);
+  std::string prefix;
+  for (const auto& seg : split_key(key)) prefix += seg + ".";
+  w.tensors = select_prefix(std::move(w.tensors), prefix, path, &w.notes);
+  w.entry = key;
   return w;
 }
 
