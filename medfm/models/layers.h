@@ -5,8 +5,12 @@
 //   Mlp          fc1.*, fc2.* (GELU, or timm's packed SwiGLU: silu(first half) * second half)
 //   LayerScale   gamma [D]
 //   Block        norm1, attn, ls1?, norm2, mlp, ls2? (pre-norm residual, optional drop-path)
-// Attention has two paths with the same result: on CPU without autograd, one (image, head) pair
-// per task (attention_pairs, the fast path); otherwise batched matmuls (attention_reference).
+// Inference fast paths (eval mode, CPU, float32, no autograd, no autocast; each module's fast_path = false
+// turns its own off): attention one (image, head) pair per task (attention_pairs) instead of
+// batched matmuls (attention_reference); the MLP's fc1 bias and GELU in one vectorised pass after a
+// bias-free GEMM; in a Block without LayerScale, each residual add fused into the GEMM before it
+// (residual + bias first, then the product accumulated in place). Same values within float
+// rounding (tests compare both paths).
 // Thread-safety: forward calls may run concurrently in eval mode without autograd.
 #pragma once
 #include <torch/nn/cloneable.h>
@@ -45,7 +49,8 @@ class AttentionImpl : public torch::nn::Cloneable<AttentionImpl> {
  public:
   AttentionImpl(int dim, int num_heads, bool qkv_bias);
   void reset() override;
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x);  // proj(context(x))
+  torch::Tensor context(const torch::Tensor& x);  // attention's output before proj, [B,T,D]
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
   // false forces attention_reference even where the fast path applies (tests, benchmarks).
   bool fast_path = true;
@@ -61,8 +66,10 @@ class MlpImpl : public torch::nn::Cloneable<MlpImpl> {
   // hidden: fc1's output features (for SwiGLU the packed 2 x hidden).
   MlpImpl(int dim, int hidden, bool swiglu);
   void reset() override;
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x);  // fc2(hidden(x))
+  torch::Tensor hidden(const torch::Tensor& x);   // the activation after fc1
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  bool fast_path = true;
 
  private:
   int dim_, hidden_;
@@ -100,6 +107,7 @@ class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
   // backward pass instead of being kept (the RNG state is replayed, so drop-path agrees).
   torch::Tensor forward_checkpointed(const torch::Tensor& x);
   const BlockOptions& options() const { return o_; }
+  bool fast_path = true;  // the fused residuals (see the top of this file)
 
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};

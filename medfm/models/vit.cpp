@@ -112,8 +112,11 @@ std::vector<std::string> VitImpl::no_weight_decay() const {
   return out;
 }
 
-void VitImpl::set_fast_attention(bool on) {
-  for (int i = 0; i < cfg_.depth; ++i) block(i).attn->fast_path = on;
+void VitImpl::set_fast_paths(bool on) {
+  for (int i = 0; i < cfg_.depth; ++i) {
+    auto& b = block(i);
+    b.fast_path = b.attn->fast_path = b.mlp->fast_path = on;
+  }
 }
 
 torch::Tensor resample_pos_embed(const torch::Tensor& pos_embed, int64_t n_prefix, int64_t gh, int64_t gw) {

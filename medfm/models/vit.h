@@ -97,8 +97,9 @@ class VitImpl : public torch::nn::Cloneable<VitImpl> {
   // Parameters timm exempts from weight decay by name (tokens, pos_embed); the training loop
   // also exempts every 1-D parameter (norms, biases, LayerScale).
   std::vector<std::string> no_weight_decay() const;
-  // Switches the CPU attention fast path in every block (on by default).
-  void set_fast_attention(bool on);
+  // Switches the CPU inference fast paths (layers.h: attention, MLP, fused residuals) in every
+  // block (on by default); off, every block runs the reference path.
+  void set_fast_paths(bool on);
   BlockImpl& block(int i) { return *blocks->ptr<BlockImpl>(i); }
 
   torch::Tensor cls_token, reg_token, pos_embed, mask_token;  // undefined when absent

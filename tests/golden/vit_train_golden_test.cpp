@@ -82,9 +82,9 @@ TEST(VitTrainGolden, FastPathEqualsDifferentiablePath) {
   {
     torch::NoGradGuard ng;
     fast = vit->forward_features(x);
-    vit->set_fast_attention(false);
+    vit->set_fast_paths(false);
     plain = vit->forward_features(x);
-    vit->set_fast_attention(true);
+    vit->set_fast_paths(true);
   }
   with_grad = vit->forward_features(x);  // autograd on: the reference path
   EXPECT_TRUE(with_grad.requires_grad());
@@ -94,6 +94,8 @@ TEST(VitTrainGolden, FastPathEqualsDifferentiablePath) {
   torch::NoGradGuard ng;
   auto qkv = torch::randn({3, 7, 3, 2, 5});
   EXPECT_LT(max_abs(attention_pairs(qkv, 0.3), attention_reference(qkv, 0.3)), 1e-5);
+  auto strided = torch::randn({3, 7, 3, 2, 10}).narrow(4, 0, 5);  // not contiguous: the at::mm fallback
+  EXPECT_LT(max_abs(attention_pairs(strided, 0.3), attention_reference(strided, 0.3)), 1e-5);
 }
 
 TEST(VitTrainGolden, CloneIsIndependent) {
@@ -112,7 +114,7 @@ TEST(VitTrainGolden, CloneIsIndependent) {
   for (auto& p : copy->parameters()) p.add_(0.5);
   EXPECT_LT(max_abs(vit->forward(x), before), 1e-7) << "changing the clone changed the original";
   EXPECT_GT(max_abs(copy->forward(x), before), 1e-3);
-  EXPECT_EQ(copy->block(1).attn->fast_path, true);
+  EXPECT_TRUE(copy->block(1).attn->fast_path && copy->block(1).mlp->fast_path && copy->block(1).fast_path);
 }
 
 TEST(VitTrainGolden, CheckpointingGivesTheSameGradients) {

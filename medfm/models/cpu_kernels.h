@@ -1,0 +1,29 @@
+// Small CPU kernels for the inference fast paths, without LibTorch (cheap to compile). Each picks
+// AVX-512, AVX2+FMA or portable code at run time from the CPU it runs on (GCC function
+// multi-versioning), so one binary serves every x86-64 machine; other architectures get the
+// portable code.
+#pragma once
+#include <cstdint>
+
+namespace medfm::models::kernels {
+
+// In-place softmax over each of `rows` rows of n floats (row i starts at x + i * ld):
+// x <- exp(x - max) / sum. exp is a degree-6 polynomial after Cody-Waite range reduction
+// (relative error < 2e-7 against std::exp), arguments below -87 give 0. Rows holding NaN give NaN.
+void softmax_rows(float* x, int64_t rows, int64_t n, int64_t ld);
+
+// In place x <- gelu(x + bias) over `rows` contiguous rows of n floats (bias [n]), GELU as
+// nn.GELU() defines it (x/2 (1 + erf(x / sqrt 2))). The vector code uses the Abramowitz-Stegun
+// erf (7.1.26, absolute error < 1.5e-7), as LibTorch's own vectorised GELU does; the portable code
+// uses std::erf.
+void bias_gelu_rows(float* x, int64_t rows, int64_t n, const float* bias);
+
+// The instruction sets the kernels have code for; best_isa() is what softmax_rows uses here.
+// softmax_rows_isa runs one explicitly (tests compare them); asking for one this CPU lacks throws.
+enum class Isa { kPortable, kAvx2, kAvx512 };
+Isa best_isa();
+const char* isa_name(Isa isa);
+void softmax_rows_isa(Isa isa, float* x, int64_t rows, int64_t n, int64_t ld);
+void bias_gelu_rows_isa(Isa isa, float* x, int64_t rows, int64_t n, const float* bias);
+
+}  // namespace medfm::models::kernels
