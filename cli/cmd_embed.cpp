@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "medfm/core/config.h"
+#include "medfm/data/tiling.h"
 #include "medfm/core/runtime.h"
 #include "medfm/extract/embed.h"
 #include "medfm/extract/embed_slides.h"
@@ -81,6 +82,7 @@ void add_embed_command(CLI::App& app, int* rc) {
       s->job.bind(cfg);
       s->slides.bind(cfg);
       resolve_config(cfg, s->rt, *s->keys);
+      data::check_tiling_options(s->slides.tiling);  // --mpp -1 / nan: refused before any work
       s->slides.batch_size = s->job.batch_size;
       s->slides.workers = s->job.workers;
       s->slides.keep_going = s->slides.keep_going || s->job.keep_going;

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "medfm/core/config.h"
+#include "medfm/data/tiling.h"
 #include "medfm/extract/tile_slides.h"
 
 namespace medfm::cli {
@@ -41,6 +42,7 @@ void add_tile_command(CLI::App& app, int* rc) {
       bind_runtime(cfg, s->rt);
       s->job.bind(cfg);
       resolve_config(cfg, s->rt, *s->keys);
+      data::check_tiling_options(s->job.tiling);  // --mpp -1 / nan: refused before any work
       if (slides->count()) s->job.slides = given;
       ProgressBar bar("tile", "slide");
       auto results = s->job.run(run_attrs(cfg), [&](size_t d, size_t t) { bar.update(d, t); });

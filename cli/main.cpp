@@ -4,10 +4,12 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "medfm/core/atomic_file.h"
 #include "medfm/core/runtime.h"
 
 int main(int argc, char** argv) {
   medfm::ensure_fast_blas(argv);
+  medfm::install_signal_cleanup();  // Ctrl-C / kill: no temporaries left, exit 130 / 143
   CLI::App app{"medfm: medical-imaging foundation models, natively"};
   app.require_subcommand(0, 1);
   bool version = false, version_json = false;

@@ -1,6 +1,7 @@
 #include "medfm/core/atomic_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -57,6 +58,51 @@ TEST_F(AtomicFileTest, CommitWithoutATemporaryIsAnIoError) {
   AtomicFile f(dir_ + "/never_written.txt");
   EXPECT_THROW(f.commit(), IoError);
   EXPECT_FALSE(fs::exists(dir_ + "/never_written.txt"));
+}
+
+TEST_F(AtomicFileTest, StaleTemporariesOfDeadProcessesAreRemovedOthersKept) {
+  const std::string out = dir_ + "/out.h5";
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);  // reaped: this pid belongs to no process now
+  const std::string dead = out + ".tmp." + std::to_string(child);
+  const std::string alive = out + ".tmp." + std::to_string(::getppid());  // the test runner's parent
+  const std::string other = dir_ + "/other.h5.tmp." + std::to_string(child);  // another output's
+  const std::string odd = out + ".tmp.notapid";
+  for (const auto& p : {dead, alive, other, odd}) std::ofstream(p) << "x";
+  {
+    AtomicFile f(out);  // a new writer of out.h5 sweeps out.h5's dead temporaries
+    EXPECT_FALSE(fs::exists(dead));
+    EXPECT_TRUE(fs::exists(alive));
+    EXPECT_TRUE(fs::exists(other));
+    EXPECT_TRUE(fs::exists(odd));
+  }
+  EXPECT_EQ(remove_stale_temporaries(dir_ + "/other.h5"), 1);
+  EXPECT_FALSE(fs::exists(other));
+}
+
+TEST_F(AtomicFileTest, OutputChecksRefuseInputsFoldersAndMissingFolders) {
+  const std::string in = dir_ + "/in.png", link = dir_ + "/link.png";
+  std::ofstream(in) << "pixels";
+  fs::create_symlink(in, link);
+  EXPECT_NO_THROW(check_output_path(dir_ + "/new.h5", {in}, "--out"));
+  EXPECT_NO_THROW(check_output_path("relative_new.h5", {in}, "--out"));  // the current folder
+  auto message = [&](const std::string& out) {
+    try {
+      check_output_path(out, {dir_ + "/missing.png", in}, "--out");
+    } catch (const IoError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(in).find("is one of the inputs"), std::string::npos);
+  EXPECT_NE(message(link).find("is one of the inputs"), std::string::npos);                    // by a link
+  EXPECT_NE(message(dir_ + "/../" + fs::path(dir_).filename().string() + "/in.png").find("one of the inputs"),
+            std::string::npos);                                                                // by another path
+  EXPECT_NE(message(dir_).find("is a folder"), std::string::npos);
+  EXPECT_NE(message(dir_ + "/no/such/out.h5").find("does not exist"), std::string::npos);
+  EXPECT_EQ(message(dir_ + "/fine.h5"), "no error");
 }
 
 }  // namespace

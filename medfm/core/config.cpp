@@ -1,5 +1,6 @@
 #include "medfm/core/config.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
@@ -169,6 +170,12 @@ void Config::apply_toml(const std::string& text, const std::string& origin) {
 }
 
 void Config::apply_file(const std::string& path) {
+  std::error_code ec;
+  MEDFM_CHECK_T(ConfigError, std::filesystem::exists(path, ec), "config: '", path, "' does not exist");
+  MEDFM_CHECK_T(ConfigError, std::filesystem::is_regular_file(path, ec), "config: '", path,
+                "' is not a regular file (a folder, FIFO or device)");
+  MEDFM_CHECK_T(ConfigError, std::filesystem::file_size(path, ec) <= (16u << 20), "config: '", path,
+                "' is larger than 16 MiB; not a config file");
   std::ifstream in(path);
   MEDFM_CHECK_T(ConfigError, in.good(), "config: cannot open '", path, "'");
   std::stringstream ss;

@@ -45,6 +45,9 @@ int cpu_cores() {
 }
 
 void set_threads(int n) {
+  // More threads than 4x the cores only adds contention, and 100000 would exhaust the process.
+  MEDFM_CHECK_T(ConfigError, n <= 4 * cpu_cores(), "runtime: threads = ", n, " is more than 4x this machine's ",
+                cpu_cores(), " cores");
   if (n <= 0) {
     // One of LOCAL_WORLD_SIZE processes on this machine (torchrun, medfm launch): its share.
     const char* lw = std::getenv("LOCAL_WORLD_SIZE");

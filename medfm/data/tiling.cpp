@@ -30,14 +30,18 @@ bool in_region(const TissueRegion& r, double x, double y) {
 
 }  // namespace
 
-TileGrid make_tile_grid(const io::Slide& slide, const TissueMask& tissue, const TilingOptions& o,
-                        const std::vector<TissueRegion>& roi) {
+void check_tiling_options(const TilingOptions& o) {
   MEDFM_CHECK_T(ConfigError, std::isfinite(o.target_mpp) && o.target_mpp > 0, "tiling: target um/px ", o.target_mpp,
                 " must be positive");
   MEDFM_CHECK_T(ConfigError, o.tile > 0 && o.overlap >= 0 && o.overlap < o.tile, "tiling: tile ", o.tile,
                 " px with overlap ", o.overlap, " (need tile > 0 and 0 <= overlap < tile)");
   MEDFM_CHECK_T(ConfigError, o.min_tissue >= 0 && o.min_tissue <= 1, "tiling: min_tissue ", o.min_tissue,
                 " outside [0, 1]");
+}
+
+TileGrid make_tile_grid(const io::Slide& slide, const TissueMask& tissue, const TilingOptions& o,
+                        const std::vector<TissueRegion>& roi) {
+  check_tiling_options(o);
   const auto mpp = slide.mpp();
   MEDFM_CHECK_T(ConfigError, mpp.has_value(), "tiling: '", slide.path(), "' records no um/px (set it with read.mpp)");
   MEDFM_CHECK(tissue.mask.dim() == 2, "tiling: no tissue mask");

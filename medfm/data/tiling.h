@@ -36,6 +36,10 @@ struct TileGrid {
   int64_t n_candidates = 0;                    // grid positions considered
 };
 
+// Throws ConfigError unless target_mpp is a positive finite um/px, tile > 0, 0 <= overlap < tile
+// and min_tissue in [0, 1]; commands call it on their configuration before any work.
+void check_tiling_options(const TilingOptions& o);
+
 // Throws ConfigError for bad options or a slide without um/px.
 TileGrid make_tile_grid(const io::Slide& slide, const TissueMask& tissue, const TilingOptions& opts,
                         const std::vector<TissueRegion>& roi = {});

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "medfm/core/atomic_file.h"
 #include "medfm/core/config.h"
 #include "medfm/core/error.h"
 #include "medfm/extract/h5_feature_store.h"
@@ -215,6 +216,15 @@ EmbedStats EmbedJob::run(models::LoadedBackbone& model, c10::Device device, std:
   MEDFM_CHECK_T(ConfigError, !input.empty(), "embed: no input given (embed.input)");
   MEDFM_CHECK_T(ConfigError, !out.empty(), "embed: no output given (embed.out)");
   auto inputs = list_inputs(input);
+  // Before the model runs: the output can be written and replaces none of the inputs (an image,
+  // the CSV, the weights), and every CSV column can be an HDF5 dataset name under /meta.
+  std::vector<std::string> protect = inputs.paths;
+  protect.push_back(input);
+  protect.insert(protect.end(), model.report.files.begin(), model.report.files.end());
+  check_output_path(out, protect, "--out");
+  for (const auto& name : inputs.extra_names)
+    MEDFM_CHECK_T(FormatError, name != "." && name != ".." && name.find('/') == std::string::npos, "embed: CSV column '",
+                  name, "' cannot be an HDF5 dataset name (no '/', not '.' or '..'); rename it");
   SampleOptions so = sample;
   so.preprocess = model.preprocess;
   so.read = read.options();

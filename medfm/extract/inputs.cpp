@@ -64,6 +64,9 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, const s
 }
 
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::error_code ec;
+  MEDFM_CHECK_T(IoError, fs::is_regular_file(path, ec), "csv: '", path,
+                fs::exists(path, ec) ? "' is not a regular file (a folder, FIFO or device)" : "' does not exist");
   std::ifstream f(path, std::ios::binary);
   MEDFM_CHECK_T(IoError, f.good(), "csv: cannot open '", path, "'");
   std::stringstream ss;

@@ -73,6 +73,9 @@ const Format* detect_format(const std::string& path) {
   struct stat st {};
   MEDFM_CHECK_T(IoError, ::stat(path.c_str(), &st) == 0, "cannot open '", path, "': no such file or directory");
   bool is_dir = S_ISDIR(st.st_mode);
+  // Only regular files and folders: a FIFO would block the read and a device (/dev/zero) never ends.
+  MEDFM_CHECK_T(IoError, is_dir || S_ISREG(st.st_mode), "cannot read '", path,
+                "': not a regular file or folder (a FIFO, socket or device)");
   std::string head;
   if (!is_dir) {
     std::ifstream f(path, std::ios::binary);

@@ -261,6 +261,7 @@ LoadReport load_into(Vit& model, StateDict sd, bool allow_partial, WeightsLayout
   auto remapped = to_timm_layout(std::move(sd), r.layout, cfg, &r.ignored, own);
   std::set<std::string> seen;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+  std::vector<std::string> copy_names;
   for (auto& item : params) {
     const std::string& name = item.key();
     auto it = remapped.find(name);
@@ -284,7 +285,14 @@ LoadReport load_into(Vit& model, StateDict sd, bool allow_partial, WeightsLayout
       r.mismatched.push_back(os.str());
       continue;
     }
+    // Integer and bool tensors are not weights a float model can take: a cast would silently
+    // give nonsense (a quantised or corrupted file).
+    const auto st = v.scalar_type();
+    MEDFM_CHECK_T(FormatError, st == at::kFloat || st == at::kHalf || st == at::kBFloat16 || st == at::kDouble,
+                  "checkpoint", origin, ": ", name, " is stored as ", c10::toString(st),
+                  ", not a floating-point type; refusing to cast it");
     copies.emplace_back(item.value(), v);
+    copy_names.push_back(name);
   }
   for (const auto& kv : remapped)
     if (!seen.count(kv.first)) r.unexpected.push_back(kv.first);
@@ -293,9 +301,18 @@ LoadReport load_into(Vit& model, StateDict sd, bool allow_partial, WeightsLayout
                 r.summary());
   }
   torch::NoGradGuard no_grad;
-  for (auto& [dst, src] : copies) {
+  for (size_t i = 0; i < copies.size(); ++i) {
+    auto& [dst, src] = copies[i];
     dst.copy_(src);  // converts fp16 / bf16 / fp64 to the model's dtype
     release_mapped_pages(src);  // one copy of the weights resident at a time, not two
+    // NaN or Inf in a weight makes every feature NaN; say which tensor (fp64 values beyond the
+    // float range become Inf here too).
+    if (!torch::isfinite(dst).all().item<bool>()) {
+      const int64_t bad = (~torch::isfinite(dst)).sum().item<int64_t>();
+      throw FormatError(detail::concat("checkpoint", origin, ": ", copy_names[i], " holds ", bad,
+                                       " NaN or infinite value(s) (after conversion to ", c10::toString(dst.scalar_type()),
+                                       "); the file is damaged"));
+    }
   }
   return r;
 }

@@ -148,9 +148,19 @@ bool is_torch(const std::string& path) {
 
 // One file (safetensors or torch.save), whole, no key applied.
 StateDict read_single(const std::string& path, WeightsFile* w) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw IoError("weights: '" + path + "' is not a regular file");
   if (is_torch(path)) {
     read_torch(path, "", w);
     return std::move(w->tensors);
+  }
+  {  // safetensors: an 8-byte header length, then the JSON header's '{'
+    std::ifstream f(path, std::ios::binary);
+    char head[9] = {};
+    f.read(head, sizeof head);
+    if (f.gcount() == 9 && head[8] != '{')
+      throw FormatError("weights: '" + path +
+                        "' is neither a torch.save checkpoint (zip or legacy pickle) nor a safetensors file");
   }
   auto st = SafeTensors::open(path);
   w->container = "safetensors";

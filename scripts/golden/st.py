@@ -5,9 +5,9 @@ import struct
 import numpy as np
 import torch
 
-_DT = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.int64: "I64",
+_DT = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.int64: "I64", torch.int8: "I8",
        torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL", torch.bfloat16: "BF16"}
-_NP = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "I32": np.int32, "U8": np.uint8,
+_NP = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "I32": np.int32, "U8": np.uint8, "I8": np.int8,
        "BOOL": np.bool_, "BF16": np.int16}
 
 
