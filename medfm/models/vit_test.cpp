@@ -8,6 +8,7 @@
 #include "medfm/core/error.h"
 #include "medfm/models/backbone.h"
 #include "medfm/models/checkpoint.h"
+#include "medfm/models/layers.h"
 #include "medfm/core/safetensors.h"
 #include "medfm/models/registry.h"
 #include "medfm/models/vit.h"
@@ -147,6 +148,29 @@ TEST(Vit, SaveLoadForwardIsBitIdenticalWithHeadAndMaskToken) {
   EXPECT_EQ(r2.ignored, (std::vector<std::string>{"head.bias", "head.weight", "mask_token"}));
   std::remove(path.c_str());
   std::remove(tmpl);
+}
+
+TEST(Vit, FastPathBuffersNeverOverwriteAHeldResult) {
+  // The fast path reuses its large output buffers; a result the caller still holds must not be
+  // reused, whatever mode (InferenceMode, NoGradGuard) each call runs in.
+  torch::manual_seed(3);
+  Mlp mlp(16, 64, false);
+  mlp->eval();
+  auto x1 = torch::randn({2, 5, 16}), x2 = torch::randn({2, 5, 16});
+  torch::Tensor h1, h2, kept;
+  {
+    c10::InferenceMode im;
+    h1 = mlp->hidden(x1);
+    kept = h1.clone();
+    h2 = mlp->hidden(x2);
+    EXPECT_TRUE(torch::equal(h1, kept));
+    EXPECT_FALSE(torch::equal(h1, h2));
+  }
+  torch::NoGradGuard ng;
+  auto h3 = mlp->hidden(x1);  // outside InferenceMode: a buffer it may write
+  EXPECT_TRUE(torch::allclose(h3, kept, 0, 0));
+  mlp->fast_path = false;
+  EXPECT_TRUE(torch::allclose(mlp->hidden(x1), kept, 1e-5, 1e-6));  // the reference path agrees
 }
 
 }  // namespace
