@@ -4,6 +4,7 @@
 set -euo pipefail
 BUILD=(cmake ninja-build g++ git pkg-config ca-certificates
        libtorch-dev libopenblas0-openmp        # LibTorch; OpenMP OpenBLAS (reference BLAS is ~15x slower)
+       libblas-dev                             # libblas.so to link: the attention fast path calls sgemm_ (OpenBLAS at run time)
        libgloo-dev                             # headers of c10d's Gloo process group (data-parallel pre-training)
        libspdlog-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libssl-dev
        libhdf5-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
