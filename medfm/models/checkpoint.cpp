@@ -260,8 +260,11 @@ LoadReport load_into(Vit& model, StateDict sd, bool allow_partial, WeightsLayout
   for (auto& item : params) own.insert(item.key());
   auto remapped = to_timm_layout(std::move(sd), r.layout, cfg, &r.ignored, own);
   std::set<std::string> seen;
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
-  std::vector<std::string> copy_names;
+  struct Copy {
+    std::string name;
+    torch::Tensor dst, src;
+  };
+  std::vector<Copy> copies;
   for (auto& item : params) {
     const std::string& name = item.key();
     auto it = remapped.find(name);
@@ -291,8 +294,7 @@ LoadReport load_into(Vit& model, StateDict sd, bool allow_partial, WeightsLayout
     MEDFM_CHECK_T(FormatError, st == at::kFloat || st == at::kHalf || st == at::kBFloat16 || st == at::kDouble,
                   "checkpoint", origin, ": ", name, " is stored as ", c10::toString(st),
                   ", not a floating-point type; refusing to cast it");
-    copies.emplace_back(item.value(), v);
-    copy_names.push_back(name);
+    copies.push_back({name, item.value(), v});
   }
   for (const auto& kv : remapped)
     if (!seen.count(kv.first)) r.unexpected.push_back(kv.first);
@@ -301,15 +303,14 @@ LoadReport load_into(Vit& model, StateDict sd, bool allow_partial, WeightsLayout
                 r.summary());
   }
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < copies.size(); ++i) {
-    auto& [dst, src] = copies[i];
+  for (auto& [name, dst, src] : copies) {
     dst.copy_(src);  // converts fp16 / bf16 / fp64 to the model's dtype
     release_mapped_pages(src);  // one copy of the weights resident at a time, not two
     // NaN or Inf in a weight makes every feature NaN; say which tensor (fp64 values beyond the
     // float range become Inf here too).
     if (!torch::isfinite(dst).all().item<bool>()) {
       const int64_t bad = (~torch::isfinite(dst)).sum().item<int64_t>();
-      throw FormatError(detail::concat("checkpoint", origin, ": ", copy_names[i], " holds ", bad,
+      throw FormatError(detail::concat("checkpoint", origin, ": ", name, " holds ", bad,
                                        " NaN or infinite value(s) (after conversion to ", c10::toString(dst.scalar_type()),
                                        "); the file is damaged"));
     }

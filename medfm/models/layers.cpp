@@ -97,10 +97,12 @@ bool cpu_float_inference(const torch::Tensor& x) {
   return x.is_cpu() && x.scalar_type() == at::kFloat && !at::GradMode::is_enabled() && !at::autocast::is_cpu_enabled();
 }
 
-bool plain_with_bias(const torch::nn::Linear& l) {
-  return dynamic_cast<const LoraLinearImpl*>(l.get()) == nullptr && l->bias.defined() &&
-         l->weight.scalar_type() == at::kFloat;
+// A float32 layer without a LoRA update: the fast path may run its GEMM itself.
+bool plain(const torch::nn::Linear& l) {
+  return dynamic_cast<const LoraLinearImpl*>(l.get()) == nullptr && l->weight.scalar_type() == at::kFloat;
 }
+
+bool plain_with_bias(const torch::nn::Linear& l) { return plain(l) && l->bias.defined(); }
 
 // Reused per-thread output buffers for the fast path's largest intermediates (qkv, the MLP
 // hidden): a fresh tensor of tens of MB comes from mmap, and its first write page-faults inside
@@ -180,9 +182,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) { return linear(pro
 torch::Tensor AttentionImpl::context(const torch::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), H = num_heads_, hd = dim_ / num_heads_;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const bool inference = fast_path && !is_training() && cpu_float_inference(x);
   torch::Tensor packed;
-  if (fast_path && !is_training() && cpu_float_inference(x) && qkv->weight.scalar_type() == at::kFloat &&
-      dynamic_cast<const LoraLinearImpl*>(qkv.get()) == nullptr) {
+  if (inference && plain(qkv)) {
     auto x2 = x.reshape({-1, dim_});
     auto out = scratch(kQkvOut, {x2.size(0), 3 * dim_});
     if (qkv->bias.defined()) at::addmm_out(out, qkv->bias, x2, qkv->weight.t());
@@ -195,8 +197,7 @@ torch::Tensor AttentionImpl::context(const torch::Tensor& x) {
   // in `medfm embed`, ViT-S, 2 cores: 1.1 s per batch of 32 against 1.9 s per pair).
   // Eval mode only: a checkpointed block in training runs its forward without autograd and must
   // give what its recomputation with autograd gives.
-  const bool pairs = fast_path && !is_training() && x.is_cpu() && !at::GradMode::is_enabled() &&
-                     packed.scalar_type() == at::kFloat;
+  const bool pairs = inference && packed.scalar_type() == at::kFloat;
   auto o = pairs ? attention_pairs(packed, scale) : attention_reference(packed, scale);
   return o.view({B, T, dim_});  // [B,T,H,hd] -> [B,T,D]
 }

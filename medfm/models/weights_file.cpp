@@ -139,29 +139,34 @@ void read_torch(const std::string& path, const std::string& key, WeightsFile* w)
   w->files.push_back(path);
 }
 
-bool is_torch(const std::string& path) {
+// The first bytes of a file (fewer if it is shorter).
+std::string file_head(const std::string& path, size_t n) {
   std::ifstream f(path, std::ios::binary);
-  uint8_t head[16] = {};
-  f.read(reinterpret_cast<char*>(head), sizeof head);
-  return TorchFile::looks_like(head, static_cast<size_t>(f.gcount()));
+  std::string head(n, '\0');
+  f.read(head.data(), static_cast<std::streamsize>(n));
+  head.resize(static_cast<size_t>(f.gcount()));
+  return head;
 }
+
+bool is_torch_head(const std::string& head) {
+  return TorchFile::looks_like(reinterpret_cast<const uint8_t*>(head.data()), head.size());
+}
+
+bool is_torch(const std::string& path) { return is_torch_head(file_head(path, 16)); }
 
 // One file (safetensors or torch.save), whole, no key applied.
 StateDict read_single(const std::string& path, WeightsFile* w) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw IoError("weights: '" + path + "' is not a regular file");
-  if (is_torch(path)) {
+  const std::string head = file_head(path, 16);
+  if (is_torch_head(head)) {
     read_torch(path, "", w);
     return std::move(w->tensors);
   }
-  {  // safetensors: an 8-byte header length, then the JSON header's '{'
-    std::ifstream f(path, std::ios::binary);
-    char head[9] = {};
-    f.read(head, sizeof head);
-    if (f.gcount() == 9 && head[8] != '{')
-      throw FormatError("weights: '" + path +
-                        "' is neither a torch.save checkpoint (zip or legacy pickle) nor a safetensors file");
-  }
+  // safetensors: an 8-byte header length, then the JSON header's '{'
+  if (head.size() > 8 && head[8] != '{')
+    throw FormatError("weights: '" + path +
+                      "' is neither a torch.save checkpoint (zip or legacy pickle) nor a safetensors file");
   auto st = SafeTensors::open(path);
   w->container = "safetensors";
   w->metadata = st.metadata();
