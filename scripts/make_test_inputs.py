@@ -175,10 +175,47 @@ def make_misc(data, out):
         f.write(bytes(rng.getrandbits(8) for _ in range(4096)))
 
 
+def enhanced_subset(data, out, frames, name, n=64, slopes=None):
+    """nibabel's Philips enhanced MR (176 frames of zeros) cut to the given frames (in that file
+    order), n x n pixels (the top-left corner, so positions hold), each frame a distinct ramp plus
+    its index and, with `slopes`, its own (slope, intercept) in PixelValueTransformationSequence."""
+    import copy
+    src = pydicom.dcmread(os.path.join(data, "nicom", "philips_mprage.dcm"))
+    ds = copy.deepcopy(src)
+    per = [copy.deepcopy(src.PerFrameFunctionalGroupsSequence[f]) for f in frames]
+    ds.PerFrameFunctionalGroupsSequence = pydicom.sequence.Sequence(per)
+    ds.NumberOfFrames = len(frames)
+    ds.Rows = ds.Columns = n
+    yy, xx = np.mgrid[0:n, 0:n]
+    px = np.stack([(xx * 3 + yy * 5 + 100 * (k + 1)) for k in range(len(frames))]).astype(np.uint16)
+    ds.PixelData = px.tobytes()
+    for k, item in enumerate(per):
+        pv = item.PixelValueTransformationSequence[0]
+        slope, intercept = slopes[k] if slopes else (1.0, 0.0)
+        pv.RescaleSlope, pv.RescaleIntercept = ds_str(slope), ds_str(intercept)
+        if "FrameContentSequence" in item:  # drop vendor indices that no longer hold
+            item.FrameContentSequence[0].pop("DimensionIndexValues", None)
+    ds.pop("DimensionIndexSequence", None)
+    sop = uid(name, "sop")
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.save_as(os.path.join(out, name), write_like_original=False)
+
+
+def make_enhanced(data, out):
+    # six planes, stored out of order, each with its own rescale: sorted and rescaled per frame
+    enhanced_subset(data, out, [3, 0, 5, 1, 4, 2], "enhanced_mr_shuffled.dcm",
+                    slopes=[(1.0 + 0.5 * k, -10.0 * k) for k in range(6)])
+    # three planes x two time points (repeated positions, in file order within a plane): 4D
+    enhanced_subset(data, out, [0, 1, 2, 0, 1, 2], "enhanced_mr_4d.dcm")
+    # three planes holding 2, 2 and 1 frames: not one volume
+    enhanced_subset(data, out, [0, 1, 2, 0, 1], "enhanced_mr_uneven.dcm")
+
+
 def cases(data, out):
     make_nifti(data, out)
     make_series(data, out)
     make_misc(data, out)
+    make_enhanced(data, out)
     make_embed_inputs(data, out)
 
 

@@ -7,6 +7,7 @@
 #include <gdcmReader.h>
 #include <gdcmTrace.h>
 #include <gdcmTransferSyntax.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include <ATen/Parallel.h>
@@ -24,6 +25,7 @@
 #include <sstream>
 
 #include "medfm/core/error.h"
+#include "medfm/core/isolate.h"
 #include "medfm/io/readers.h"
 #include "medfm/io/dicom_internal.h"
 #include "medfm/io/dicom_structure.h"
@@ -96,17 +98,121 @@ const PhiTag kPhiTags[] = {
     {0x0008, 0x0018, "SOPInstanceUID"},   {0x0018, 0x1000, "DeviceSerialNumber"},
 };
 
+// A decimal-string attribute that is present must hold `n` finite numbers (a damaged value is an
+// error, not silently absent); empty when absent or empty.
+std::vector<double> numbers_or_throw(const gdcm::DataSet& ds, uint16_t g, uint16_t e, size_t n, const char* name,
+                                     const std::string& where) {
+  const std::string raw = tag_str(ds, g, e);
+  if (raw.empty()) return {};
+  auto v = tag_numbers(ds, g, e);
+  MEDFM_CHECK_T(FormatError, v.size() == n, "dicom: ", name, " '", raw.substr(0, 64), "' is not ", n,
+                " finite number(s) in ", where);
+  return v;
+}
+
+// Plane geometry (ImagePositionPatient, ImageOrientationPatient, PixelSpacing, SliceThickness) of
+// a data set: the top level, or a functional-group macro item. Absent values leave `s` unchanged.
+void read_plane(const gdcm::DataSet& ds, SliceHeader& s, double* spacing_between, const std::string& where) {
+  auto ipp = numbers_or_throw(ds, 0x0020, 0x0032, 3, "ImagePositionPatient", where);
+  auto iop = numbers_or_throw(ds, 0x0020, 0x0037, 6, "ImageOrientationPatient", where);
+  auto ps = numbers_or_throw(ds, 0x0028, 0x0030, 2, "PixelSpacing", where);
+  if (ps.empty()) ps = numbers_or_throw(ds, 0x0018, 0x1164, 2, "ImagerPixelSpacing", where);  // projection radiography
+  if (ipp.size() == 3) s.has_position = true, std::copy(ipp.begin(), ipp.end(), s.position.begin());
+  if (iop.size() == 6) s.has_orientation = true, std::copy(iop.begin(), iop.end(), s.orientation.begin());
+  if (!ps.empty()) {
+    MEDFM_CHECK_T(FormatError, ps[0] > 0 && ps[1] > 0, "dicom: PixelSpacing ", ps[0], "\\", ps[1],
+                  " is not positive in ", where);
+    s.has_spacing = true, s.pixel_spacing = {ps[0], ps[1]};
+  }
+  auto th = tag_numbers(ds, 0x0018, 0x0050);
+  if (th.size() == 1 && th[0] > 0) s.slice_thickness = th[0];
+  auto sbs = tag_numbers(ds, 0x0018, 0x0088);
+  if (spacing_between && sbs.size() == 1 && sbs[0] > 0) *spacing_between = sbs[0];
+}
+
+// RescaleSlope / RescaleIntercept of a data set (top level or a PixelValueTransformation item):
+// a present slope must be finite and non-zero, a present intercept finite. false: neither present.
+bool read_rescale(const gdcm::DataSet& ds, double& slope, double& intercept, const std::string& where) {
+  auto rs = numbers_or_throw(ds, 0x0028, 0x1053, 1, "RescaleSlope", where);
+  auto ri = numbers_or_throw(ds, 0x0028, 0x1052, 1, "RescaleIntercept", where);
+  MEDFM_CHECK_T(FormatError, rs.empty() || rs[0] != 0, "dicom: RescaleSlope 0 in ", where);
+  if (!rs.empty()) slope = rs[0];
+  if (!ri.empty()) intercept = ri[0];
+  return !rs.empty() || !ri.empty();
+}
+
+gdcm::SmartPointer<gdcm::SequenceOfItems> sequence(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
+  gdcm::Tag t(g, e);
+  if (!ds.FindDataElement(t)) return nullptr;
+  try {
+    return ds.GetDataElement(t).GetValueAsSQ();
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+// Enhanced multi-frame objects (Enhanced CT/MR/PET, Segmentation ...): each frame's plane and
+// rescale from its per-frame functional group item, else from the shared one (PS3.3 C.7.6.16).
+void read_functional_groups(const gdcm::DataSet& ds, Header& h, const std::string& path) {
+  auto per_sq = sequence(ds, 0x5200, 0x9230), shared_sq = sequence(ds, 0x5200, 0x9229);
+  const size_t n_per = per_sq ? per_sq->GetNumberOfItems() : 0;
+  const gdcm::DataSet* shared =
+      shared_sq && shared_sq->GetNumberOfItems() >= 1 ? &shared_sq->GetItem(1).GetNestedDataSet() : nullptr;
+  if (n_per == 0 && !shared) return;
+  const size_t frames = static_cast<size_t>(h.slice.frames);
+  MEDFM_CHECK_T(FormatError, n_per == 0 || n_per >= frames, "dicom: PerFrameFunctionalGroupsSequence has ", n_per,
+                " items for ", frames, " frames in '", path, "'");
+  if (n_per > frames)  // pydicom's liver_1frame.dcm: one frame kept of three, their groups all kept
+    spdlog::debug("dicom: '{}': {} per-frame functional groups for {} frame(s); the first {} are used", path, n_per,
+                 frames, frames);
+  std::vector<gdcm::SmartPointer<gdcm::SequenceOfItems>> keep;  // nested data sets below live in these
+  auto macro = [&](const gdcm::DataSet* per, uint16_t g, uint16_t e) -> const gdcm::DataSet* {
+    for (const gdcm::DataSet* src : {per, shared}) {
+      if (!src) continue;
+      auto sq = sequence(*src, g, e);
+      if (sq && sq->GetNumberOfItems() >= 1) {
+        keep.push_back(sq);
+        return &sq->GetItem(1).GetNestedDataSet();
+      }
+    }
+    return nullptr;
+  };
+  std::vector<SliceHeader> planes(frames);
+  std::vector<double> slope(frames, h.rescale_slope), intercept(frames, h.rescale_intercept);
+  bool any_plane = false, any_rescale = false;
+  for (size_t f = 0; f < frames; ++f) {
+    const gdcm::DataSet* per = n_per ? &per_sq->GetItem(f + 1).GetNestedDataSet() : nullptr;
+    const std::string where = "frame " + std::to_string(f + 1) + " of '" + path + "'";
+    SliceHeader& s = planes[f];
+    s.file = path + " frame " + std::to_string(f + 1);
+    s.rows = h.slice.rows, s.cols = h.slice.cols, s.frames = 1;
+    for (auto [g, e] : {std::pair<uint16_t, uint16_t>{0x0020, 0x9113}, {0x0020, 0x9116}, {0x0028, 0x9110}})
+      if (const gdcm::DataSet* m = macro(per, g, e)) read_plane(*m, s, nullptr, where), any_plane = true;
+    if (const gdcm::DataSet* m = macro(per, 0x0028, 0x9145))  // PixelValueTransformationSequence
+      any_rescale |= read_rescale(*m, slope[f], intercept[f], where);
+  }
+  if (any_plane) {
+    h.frame_planes = std::move(planes);
+    SliceHeader& top = h.slice;  // frame 1 stands for the object where the top level has nothing
+    const SliceHeader& f0 = h.frame_planes[0];
+    if (!top.has_position && f0.has_position) top.has_position = true, top.position = f0.position;
+    if (!top.has_orientation && f0.has_orientation) top.has_orientation = true, top.orientation = f0.orientation;
+    if (!top.has_spacing && f0.has_spacing) top.has_spacing = true, top.pixel_spacing = f0.pixel_spacing;
+    if (top.slice_thickness <= 0) top.slice_thickness = f0.slice_thickness;
+  }
+  if (any_rescale) {
+    const bool uniform = std::all_of(slope.begin(), slope.end(), [&](double v) { return v == slope[0]; }) &&
+                         std::all_of(intercept.begin(), intercept.end(), [&](double v) { return v == intercept[0]; });
+    h.rescale_slope = slope[0], h.rescale_intercept = intercept[0];
+    if (!uniform) h.frame_slope = std::move(slope), h.frame_intercept = std::move(intercept);
+  }
+}
+
 Header read_header_fields(const gdcm::DataSet& ds, const std::string& path, bool include_phi) {
   Header h;
   h.slice.file = path;
-  auto ipp = tag_numbers(ds, 0x0020, 0x0032);
-  auto iop = tag_numbers(ds, 0x0020, 0x0037);
-  auto ps = tag_numbers(ds, 0x0028, 0x0030);
-  if (ps.size() != 2) ps = tag_numbers(ds, 0x0018, 0x1164);  // ImagerPixelSpacing (projection radiography)
-  if (ipp.size() == 3) h.slice.has_position = true, std::copy(ipp.begin(), ipp.end(), h.slice.position.begin());
-  if (iop.size() == 6) h.slice.has_orientation = true, std::copy(iop.begin(), iop.end(), h.slice.orientation.begin());
-  if (ps.size() == 2 && ps[0] > 0 && ps[1] > 0) h.slice.has_spacing = true, h.slice.pixel_spacing = {ps[0], ps[1]};
-  auto rows = tag_numbers(ds, 0x0028, 0x0010), cols = tag_numbers(ds, 0x0028, 0x0011);
+  const std::string where = "'" + path + "'";
+  read_plane(ds, h.slice, &h.spacing_between_slices, where);
   auto frames = tag_numbers(ds, 0x0028, 0x0008);
   // Rows / Columns are US (binary); read them from the raw value when not decimal strings.
   auto us = [&](uint16_t g, uint16_t e) -> int64_t {
@@ -120,32 +226,44 @@ Header read_header_fields(const gdcm::DataSet& ds, const std::string& path, bool
   };
   h.slice.rows = us(0x0028, 0x0010);
   h.slice.cols = us(0x0028, 0x0011);
-  (void)rows, (void)cols;
   h.spp = us(0x0028, 0x0002);
   h.planar_config = us(0x0028, 0x0006);
   h.bits_allocated = us(0x0028, 0x0100);
   h.bits_stored = us(0x0028, 0x0101);
   h.pixel_rep = us(0x0028, 0x0103);
   h.photometric = tag_str(ds, 0x0028, 0x0004);
-  auto rs = tag_numbers(ds, 0x0028, 0x1053), ri = tag_numbers(ds, 0x0028, 0x1052);
-  if (rs.size() == 1 && rs[0] != 0) h.rescale_slope = rs[0];
-  if (ri.size() == 1) h.rescale_intercept = ri[0];
-  auto dgs = tag_numbers(ds, 0x3004, 0x000E);  // RT Dose: DoseGridScaling to Gy (as GDCM does)
-  if (rs.empty() && dgs.size() == 1 && dgs[0] != 0) h.rescale_slope = dgs[0];
+  const bool has_rescale = read_rescale(ds, h.rescale_slope, h.rescale_intercept, where);
+  // RT Dose: DoseGridScaling to Gy (as GDCM does)
+  auto dgs = numbers_or_throw(ds, 0x3004, 0x000E, 1, "DoseGridScaling", where);
+  if (!has_rescale && !dgs.empty()) {
+    MEDFM_CHECK_T(FormatError, dgs[0] != 0, "dicom: DoseGridScaling 0 in ", where);
+    h.rescale_slope = dgs[0];
+  }
+  if (const std::string gfo = tag_str(ds, 0x3004, 0x000C); !gfo.empty()) {
+    h.grid_frame_offsets = tag_numbers(ds, 0x3004, 0x000C);
+    MEDFM_CHECK_T(FormatError, !h.grid_frame_offsets.empty(), "dicom: GridFrameOffsetVector '", gfo.substr(0, 64),
+                  "' is not a list of finite numbers in ", where);
+  }
+  {
+    gdcm::Tag fip(0x0028, 0x0009);
+    const gdcm::ByteValue* bv = ds.FindDataElement(fip) ? ds.GetDataElement(fip).GetByteValue() : nullptr;
+    if (bv && bv->GetPointer() && bv->GetLength() >= 4) {
+      uint16_t ge[2];
+      std::memcpy(ge, bv->GetPointer(), 4);
+      h.frame_increment_pointer = static_cast<uint32_t>(ge[0]) << 16 | ge[1];
+    }
+  }
   h.slice.frames = frames.size() == 1 && frames[0] >= 1 ? static_cast<int64_t>(frames[0]) : 1;
   // A value GDCM tolerates but that makes the pixel layout ambiguous is an error.
   std::string nf = tag_str(ds, 0x0028, 0x0008);
   MEDFM_CHECK_T(FormatError, nf.empty() || (frames.size() == 1 && frames[0] >= 1 && frames[0] == std::floor(frames[0])),
                 "dicom: invalid NumberOfFrames '", nf, "' in '", path, "'");
-  auto th = tag_numbers(ds, 0x0018, 0x0050);
-  if (th.size() == 1 && th[0] > 0) h.slice.slice_thickness = th[0];
-  auto sbs = tag_numbers(ds, 0x0018, 0x0088);
-  if (sbs.size() == 1 && sbs[0] > 0) h.spacing_between_slices = sbs[0];
   h.series_uid = tag_str(ds, 0x0020, 0x000E);
   h.series_number = tag_str(ds, 0x0020, 0x0011);
   h.modality = tag_str(ds, 0x0008, 0x0060);
   h.window_center = tag_numbers(ds, 0x0028, 0x1050);
   h.window_width = tag_numbers(ds, 0x0028, 0x1051);
+  read_functional_groups(ds, h, path);
   if (include_phi)
     for (const auto& t : kPhiTags) {
       std::string v = tag_str(ds, t.g, t.e);
@@ -183,8 +301,14 @@ void check_rle_fragments(const gdcm::DataElement& pd, const Header& h, int64_t s
 
 // JPEG 2000: GDCM's decoder copies the decoded components into a buffer sized from Rows, Columns
 // and SamplesPerPixel, trusting the codestream to agree (a disagreeing SIZ segment wrote out of
-// bounds under fuzzing). Each fragment holding a codestream start (SOC, SIZ) must agree.
-void check_j2k_fragments(const gdcm::DataElement& pd, const Header& h, int64_t spp, const std::string& path) {
+// bounds under fuzzing). Each fragment holding a codestream start (SOC, SIZ) must agree. Returns
+// the first component's sign and precision (SIZ Ssiz), whose sign may disagree with
+// PixelRepresentation (pydicom's J2K_pixelrep_mismatch.dcm).
+struct J2kSign {
+  bool is_signed = false;
+  int precision = 0;
+};
+J2kSign check_j2k_fragments(const gdcm::DataElement& pd, const Header& h, int64_t spp, const std::string& path) {
   const gdcm::SequenceOfFragments* sf = pd.GetSequenceOfFragments();
   MEDFM_CHECK_T(FormatError, sf && sf->GetNumberOfFragments() > 0, "dicom: JPEG 2000 pixel data without fragments in '", path, "'");
   auto be16 = [](const unsigned char* p) { return static_cast<uint32_t>(p[0] << 8 | p[1]); };
@@ -192,6 +316,7 @@ void check_j2k_fragments(const gdcm::DataElement& pd, const Header& h, int64_t s
     return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
   };
   int with_soc = 0;
+  J2kSign sign;
   for (unsigned i = 0; i < sf->GetNumberOfFragments(); ++i) {
     const gdcm::ByteValue* bv = sf->GetFragment(i).GetByteValue();
     if (!bv || !bv->GetPointer()) continue;
@@ -215,9 +340,11 @@ void check_j2k_fragments(const gdcm::DataElement& pd, const Header& h, int64_t s
       const unsigned char* comp = s + 38 + 3 * k;
       MEDFM_CHECK_T(FormatError, (comp[0] & 0x7F) + 1 <= h.bits_allocated && comp[1] == 1 && comp[2] == 1,
                     "dicom: JPEG 2000 component ", k, " precision or subsampling disagrees with the header in '", path, "'");
+      if (k == 0) sign.is_signed = (comp[0] & 0x80) != 0, sign.precision = (comp[0] & 0x7F) + 1;
     }
   }
   MEDFM_CHECK_T(FormatError, with_soc > 0, "dicom: no JPEG 2000 codestream in '", path, "'");
+  return sign;
 }
 
 }  // namespace
@@ -271,6 +398,7 @@ struct ImageToDecode {
   gdcm::ImageReader palette_reader;
   gdcm::ImageApplyLookupTable lut;
   const gdcm::Image* im = &built;
+  int sign_extend_bits = 0;  // > 0: decoded samples are two's complement in this many bits
 };
 
 void assemble_image(ImageToDecode& out, const gdcm::Reader& reader, const Header& ph, const std::string& path) {
@@ -296,8 +424,16 @@ void assemble_image(ImageToDecode& out, const gdcm::Reader& reader, const Header
   const gdcm::DataElement& pd = rds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010));
   if (ts == gdcm::TransferSyntax::RLELossless) check_rle_fragments(pd, ph, spp, path);
   if (ts == gdcm::TransferSyntax::JPEG2000Lossless || ts == gdcm::TransferSyntax::JPEG2000 ||
-      ts == gdcm::TransferSyntax::JPEG2000Part2Lossless || ts == gdcm::TransferSyntax::JPEG2000Part2)
-    check_j2k_fragments(pd, ph, spp, path);
+      ts == gdcm::TransferSyntax::JPEG2000Part2Lossless || ts == gdcm::TransferSyntax::JPEG2000Part2) {
+    const J2kSign cs = check_j2k_fragments(pd, ph, spp, path);
+    if (!cs.is_signed && ph.pixel_rep == 1 && spp == 1 && cs.precision < ph.bits_allocated) {
+      // Unsigned codestream samples of a signed image are two's complement at the codestream's
+      // precision (pydicom's correction; GDCM and dcm2niix read -2000 in 13 bits as 6192).
+      spdlog::warn("dicom: '{}': the JPEG 2000 codestream is unsigned but PixelRepresentation is signed; its {}-bit "
+                   "values are read as two's complement", path, cs.precision);
+      out.sign_extend_bits = cs.precision;
+    }
+  }
   gdcm::Image& b = out.built;
   b.SetNumberOfDimensions(ph.slice.frames > 1 ? 3 : 2);
   b.SetDimension(0, static_cast<unsigned>(ph.slice.cols));
@@ -340,15 +476,46 @@ void check_native_length(const gdcm::Reader& reader, const gdcm::Image& im, cons
 
 // Step 5: the decoded samples, flat, in their stored type (unsigned 16/32-bit widened, 1-bit
 // unpacked). Sets *stored_dtype.
+// Compressed pixel data decoded by GDCM's codec in a child process (core/isolate.h): an abort, a
+// memory fault, a runaway allocation or a hang there fails this file with one line; what the codec
+// libraries print goes to the debug log. The result lands in shared memory the tensor then owns.
+at::Tensor decode_isolated(const gdcm::Image& im, unsigned long len, const std::string& transfer_syntax,
+                           const std::string& path) {
+  const size_t bytes = (static_cast<size_t>(len) + 7) / 8 * 8;
+  SharedBuffer out(bytes);
+  IsolationLimits lim;
+  lim.memory_bytes = 4 * static_cast<uint64_t>(bytes) + (uint64_t{512} << 20);
+  lim.seconds = 60 + static_cast<double>(bytes) / (8 << 20);
+  char* dst = static_cast<char*>(out.data());
+  const IsolatedRun r = run_isolated([&] { return im.GetBuffer(dst); }, lim);
+  std::istringstream lines(r.messages);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) spdlog::debug("dicom: {} decoder on '{}': {}", transfer_syntax, path, line);
+  if (r.ok) {
+    void* p = out.release();
+    return torch::from_blob(p, {static_cast<int64_t>(bytes / 8)}, [bytes](void* q) { unmap_shared(q, bytes); },
+                            at::TensorOptions().dtype(at::kDouble));
+  }
+  const bool fault = r.signal || r.timed_out || r.out_of_memory;
+  throw FormatError("dicom: the " + transfer_syntax + " decoder " + (fault ? r.describe(lim) : "failed") + " on '" + path +
+                    "' (" + (fault ? "corrupt pixel data" : "truncated or corrupt") + ")");
+}
+
 at::Tensor decode_samples(const gdcm::Image& im, int64_t n_samples, const std::string& transfer_syntax,
-                          const std::string& path, std::string* stored_dtype) {
+                          const std::string& path, bool isolate, std::string* stored_dtype) {
   const gdcm::PixelFormat& pf = im.GetPixelFormat();
   const unsigned long len = im.GetBufferLength();
-  // Decode straight into tensor memory (8-byte aligned so it can be viewed as any sample type).
-  at::Tensor raw = torch::empty({static_cast<int64_t>((len + 7) / 8)}, at::kDouble);
+  MEDFM_CHECK_T(FormatError, len > 0, "dicom: no pixel data to decode (", transfer_syntax, ") in '", path, "'");
+  at::Tensor raw;
+  if (isolate && im.GetTransferSyntax().IsEncapsulated()) {
+    raw = decode_isolated(im, len, transfer_syntax, path);
+  } else {
+    // Decode straight into tensor memory (8-byte aligned so it can be viewed as any sample type).
+    raw = torch::empty({static_cast<int64_t>((len + 7) / 8)}, at::kDouble);
+    MEDFM_CHECK_T(FormatError, im.GetBuffer(reinterpret_cast<char*>(raw.data_ptr())), "dicom: cannot decode pixel data (",
+                  transfer_syntax, ") in '", path, "' (truncated or corrupt)");
+  }
   char* buf = reinterpret_cast<char*>(raw.data_ptr());
-  MEDFM_CHECK_T(FormatError, len > 0 && im.GetBuffer(buf), "dicom: cannot decode pixel data (", transfer_syntax,
-                ") in '", path, "' (truncated or corrupt)");
   at::ScalarType st;
   int bytes;
   std::string& sd = *stored_dtype;
@@ -379,6 +546,13 @@ at::Tensor decode_samples(const gdcm::Image& im, int64_t n_samples, const std::s
   return widen_unsigned(flat, sd);
 }
 
+// YBR full-range YCbCr -> RGB (PS3.3 C.7.6.3.1.2), rounded and clipped; y, cb, cr as double.
+at::Tensor ybr_full_to_rgb(const at::Tensor& y, const at::Tensor& cb0, const at::Tensor& cr0) {
+  auto cb = cb0 - 128.0, cr = cr0 - 128.0;
+  auto r = y + 1.402 * cr, g = y - 0.344136 * cb - 0.714136 * cr, b = y + 1.772 * cb;
+  return torch::stack({r, g, b}).round().clamp(0, 255).to(at::kByte);
+}
+
 // Step 6: [C, F, Y, X] with larger always brighter: YBR -> RGB, MONOCHROME1 inverted over the
 // stored range. Sets *photometric to what the pixels now are.
 at::Tensor to_display(const at::Tensor& flat, const gdcm::Image& im, int64_t nf, int64_t ny, int64_t nx,
@@ -401,9 +575,11 @@ at::Tensor to_display(const at::Tensor& flat, const gdcm::Image& im, int64_t nf,
     // Full-range YCbCr (PS3.3 C.7.6.3.1.2) -> RGB, rounded and clipped.
     MEDFM_CHECK_T(NotImplemented, px.scalar_type() == at::kByte, "dicom: YBR with more than 8 bits in '", path, "'");
     auto f = px.to(at::kDouble);
-    auto y = f[0], cb = f[1] - 128.0, cr = f[2] - 128.0;
-    auto r = y + 1.402 * cr, g = y - 0.344136 * cb - 0.714136 * cr, b = y + 1.772 * cb;
-    px = torch::stack({r, g, b}).round().clamp(0, 255).to(at::kByte);
+    px = ybr_full_to_rgb(f[0], f[1], f[2]);
+    phot = "RGB (from " + phot + ")";
+  } else if (spp == 3 && (pi == gdcm::PhotometricInterpretation::YBR_RCT || pi == gdcm::PhotometricInterpretation::YBR_ICT)) {
+    // JPEG 2000's reversible / irreversible colour transform: the codec's inverse transform has
+    // already given RGB (PS3.5 8.2.4).
     phot = "RGB (from " + phot + ")";
   } else if (spp == 3) {
     MEDFM_CHECK_T(NotImplemented, pi == gdcm::PhotometricInterpretation::RGB,
@@ -419,9 +595,36 @@ at::Tensor to_display(const at::Tensor& flat, const gdcm::Image& im, int64_t nf,
   return px;
 }
 
+// Uncompressed YBR_FULL_422 (PS3.3 C.7.6.3.1.2): each pair of pixels in a row is Y1 Y2 Cb Cr, so
+// the data is 2/3 of the RGB size; chroma is shared by both pixels of the pair. -> [3, F, Y, X] RGB.
+at::Tensor native_ybr422(const gdcm::Reader& reader, const gdcm::Image& im, const std::string& path) {
+  const unsigned* dims = im.GetDimensions();
+  const int64_t nx = dims[0], ny = dims[1], nf = im.GetNumberOfDimensions() >= 3 ? dims[2] : 1;
+  const gdcm::PixelFormat& pf = im.GetPixelFormat();
+  MEDFM_CHECK_T(NotImplemented, pf.GetBitsAllocated() == 8, "dicom: YBR_FULL_422 with ", pf.GetBitsAllocated(),
+                " bits allocated in '", path, "'");
+  MEDFM_CHECK_T(FormatError, nx % 2 == 0, "dicom: YBR_FULL_422 with an odd number of columns (", nx, ") in '", path, "'");
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  const gdcm::Tag pd(0x7fe0, 0x0010);
+  const gdcm::ByteValue* bv = ds.GetDataElement(pd).GetByteValue();
+  uint64_t have = bv && bv->GetPointer() ? static_cast<uint64_t>(bv->GetLength()) : uint64_t{0};
+  const auto& ts = im.GetTransferSyntax();
+  if (bv && ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian)
+    if (auto v = find_pixel_value(path, static_cast<uint32_t>(ds.GetDataElement(pd).GetVL()), ts.IsImplicit(),
+                                  ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
+      have = std::min(have, v->available);
+  const uint64_t need = static_cast<uint64_t>(nf * ny * nx * 2);
+  MEDFM_CHECK_T(FormatError, have >= need, "dicom: truncated pixel data in '", path, "': ", have, " bytes, ", nx, "x", ny,
+                "x", nf, " YBR_FULL_422 frames need ", need);
+  auto packed = torch::from_blob(const_cast<char*>(bv->GetPointer()), {nf, ny, nx / 2, 4}, at::kByte).to(at::kDouble);
+  auto y = packed.slice(3, 0, 2).reshape({nf, ny, nx});
+  auto cb = packed.select(3, 2).repeat_interleave(2, 2), cr = packed.select(3, 3).repeat_interleave(2, 2);
+  return ybr_full_to_rgb(y, cb, cr);
+}
+
 }  // namespace
 
-Decoded decode_file(const std::string& path, bool include_phi) {
+Decoded decode_file(const std::string& path, bool include_phi, bool isolate) {
   quiet_gdcm();
   gdcm::Reader reader;
   read_data_set(reader, path);
@@ -439,9 +642,19 @@ Decoded decode_file(const std::string& path, bool include_phi) {
   MEDFM_CHECK_T(FormatError, nx > 0 && ny > 0 && nf > 0 && (spp == 1 || spp == 3),
                 "dicom: bad image dimensions or samples per pixel in '", path, "'");
   d.header.slice.cols = nx, d.header.slice.rows = ny, d.header.slice.frames = nf;
-  check_native_length(reader, im, path);
-  auto flat = decode_samples(im, nx * ny * nf * spp, d.transfer_syntax, path, &d.stored_dtype);
-  d.pixels = to_display(flat, im, nf, ny, nx, d.stored_dtype, path, &d.photometric);
+  if (spp == 3 && !im.GetTransferSyntax().IsEncapsulated() &&
+      im.GetPhotometricInterpretation() == gdcm::PhotometricInterpretation::YBR_FULL_422) {
+    d.pixels = native_ybr422(reader, im, path);  // GDCM would read it as three full samples
+    d.stored_dtype = "uint8", d.photometric = "RGB (from YBR_FULL_422)";
+  } else {
+    check_native_length(reader, im, path);
+    auto flat = decode_samples(im, nx * ny * nf * spp, d.transfer_syntax, path, isolate, &d.stored_dtype);
+    if (const int bits = img.sign_extend_bits; bits > 0) {
+      auto v = flat.to(at::kLong).bitwise_and((int64_t{1} << bits) - 1);
+      flat = at::where(v >= (int64_t{1} << (bits - 1)), v - (int64_t{1} << bits), v).to(flat.scalar_type());
+    }
+    d.pixels = to_display(flat, im, nf, ny, nx, d.stored_dtype, path, &d.photometric);
+  }
   d.slope = im.GetSlope();
   d.intercept = im.GetIntercept();
   if (!(std::isfinite(d.slope) && d.slope != 0)) d.slope = 1;
@@ -465,25 +678,6 @@ Header read_header_only(const std::string& path, bool include_phi) {
   Header h = read_header_fields(r.GetFile().GetDataSet(), path, include_phi);
   h.ts_uid = gdcm::TransferSyntax::GetTSString(r.GetFile().GetHeader().GetDataSetTransferSyntax());
   return h;
-}
-
-static Mat4 single_file_affine(const Header& h) {
-  const SliceHeader& s = h.slice;
-  double sx = s.has_spacing ? s.pixel_spacing[1] : 1.0, sy = s.has_spacing ? s.pixel_spacing[0] : 1.0;
-  double sz = s.slice_thickness > 0 ? s.slice_thickness : (h.spacing_between_slices > 0 ? h.spacing_between_slices : 1.0);
-  Vec3 row{1, 0, 0}, col{0, 1, 0};
-  if (s.has_orientation) {
-    row = {s.orientation[0], s.orientation[1], s.orientation[2]};
-    col = {s.orientation[3], s.orientation[4], s.orientation[5]};
-  }
-  Vec3 nrm{row[1] * col[2] - row[2] * col[1], row[2] * col[0] - row[0] * col[2], row[0] * col[1] - row[1] * col[0]};
-  Mat4 a = mat4_identity();
-  for (int r = 0; r < 3; ++r) {
-    a[r * 4 + 0] = row[r] * sx, a[r * 4 + 1] = col[r] * sy, a[r * 4 + 2] = nrm[r] * sz;
-    a[r * 4 + 3] = s.has_position ? s.position[r] : 0.0;
-  }
-  for (int c = 0; c < 4; ++c) a[c] = -a[c], a[4 + c] = -a[4 + c];  // LPS -> RAS
-  return a;
 }
 
 void fill_common(Image& img, const Decoded& d) {
@@ -517,17 +711,17 @@ bool dicom_can_read(const std::string& path, const std::string& head, bool is_di
 Image dicom_read(const std::string& path, const ReadOptions& opts) {
   std::optional<Decoded> fast;
   if (opts.dicom_fast_native) fast = decode_native_fast(path, read_header_only(path, opts.include_phi));
-  Decoded d = fast ? std::move(*fast) : decode_file(path, opts.include_phi);
+  Decoded d = fast ? std::move(*fast) : decode_file(path, opts.include_phi, opts.isolate_codecs);
+  const FramePlacement fp = place_frames(d.header, opts.repair, opts.slice_spacing, path);
   Image img;
   fill_common(img, d);
   img.format = "dicom";
-  img.pixels = rescaled(d.pixels, d.slope, d.intercept);
+  place_pixels(img, d, fp);
   if (d.slope != 1 || d.intercept != 0) {
     img.meta["rescale_slope"] = std::to_string(d.slope);
     img.meta["rescale_intercept"] = std::to_string(d.intercept);
   }
   img.meta["frames"] = std::to_string(d.header.slice.frames);
-  img.geometry = Geometry::from_affine(single_file_affine(d.header));
   return img;
 }
 

@@ -23,6 +23,13 @@ struct Header {
   double spacing_between_slices = 0;
   std::vector<double> window_center, window_width;
   std::map<std::string, std::string> phi;
+  // Multi-frame placement (dicom_frames.cpp). Enhanced objects (PS3.3 C.7.6.16): each frame's plane
+  // from the per-frame functional groups, else the shared ones (empty when the object has none), and
+  // each frame's rescale when frames differ (empty when one rescale applies: rescale_slope above).
+  std::vector<SliceHeader> frame_planes;
+  std::vector<double> frame_slope, frame_intercept;
+  std::vector<double> grid_frame_offsets;  // RT dose GridFrameOffsetVector (3004,000C), mm
+  uint32_t frame_increment_pointer = 0;    // FrameIncrementPointer as (group << 16 | element); 0: absent
 };
 
 struct Decoded {
@@ -34,8 +41,9 @@ struct Decoded {
 
 // GDCM: header only (stops at the pixel data); FormatError when unparsable.
 Header read_header_only(const std::string& path, bool include_phi);
-// GDCM: full decode (every transfer syntax GDCM supports).
-Decoded decode_file(const std::string& path, bool include_phi);
+// GDCM: full decode (every transfer syntax GDCM supports); compressed pixel data decoded in a child
+// process when `isolate` (core/isolate.h), whose messages go to the debug log.
+Decoded decode_file(const std::string& path, bool include_phi, bool isolate);
 
 // Native fast path (dicom_native.cpp), see there. nullopt: not the simple case, use GDCM.
 bool native_eligible(const Header& h);
@@ -56,6 +64,23 @@ std::optional<Decoded> decode_native_fast(const std::string& path, const Header&
 // float32 when rescale), applying MONOCHROME1 inversion and, when rescale, slope / intercept.
 // false: not the simple case (nothing written that matters), use GDCM.
 bool decode_native_into(const std::string& path, const Header& h, bool rescale, at::Tensor dst);
+
+// Where the frames of one file go. Spatial: frames are planes of one volume, grouped by position
+// (several frames at each position, in file order, are time points of a 4D volume); `plan` orders
+// and checks the positions like a series and gives the affine. Otherwise frames are time points
+// (cine) or of an unknown kind, and `axis` says which.
+struct FramePlacement {
+  bool spatial = true;
+  std::string axis;                          // meta frame_axis: "space", "space+time", "time", ...
+  SeriesPlan plan;                           // spatial: slices index `groups`
+  std::vector<std::vector<size_t>> groups;   // spatial: frame indices at each distinct position
+};
+FramePlacement place_frames(const Header& h, const SeriesRepair& repair, SliceSpacing spacing, const std::string& path);
+// The affine of a single plane (or a legacy stack along the normal) from the top-level attributes.
+Mat4 single_file_affine(const Header& h);
+// [C, F, Y, X] decoded frames -> the image's pixels, geometry, n_timepoints and meta (frame_axis,
+// repairs), rescaled (per frame when the frames differ).
+void place_pixels(Image& img, const Decoded& d, const FramePlacement& fp);
 
 void fill_common(Image& img, const Decoded& d);
 // Stored values -> rescaled (float32) values; unchanged when slope 1 and intercept 0.

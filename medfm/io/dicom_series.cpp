@@ -137,7 +137,7 @@ std::optional<Image> read_direct(const Series& s, const ReadOptions& opts) {
     const size_t i = plan.slices[k].a;
     at::Tensor dst = vol.select(1, static_cast<int64_t>(k));
     if (decode_native_into(s.files[i], s.headers[i], !trivial, dst)) return;
-    Decoded d = decode_file(s.files[i], false);  // not the simple case after all: GDCM
+    Decoded d = decode_file(s.files[i], false, opts.isolate_codecs);  // not the simple case after all: GDCM
     MEDFM_CHECK_T(FormatError, d.pixels.numel() == dst.numel(), "dicom: mixed pixel layouts in series (", s.files[i], ")");
     dst.copy_(trivial ? d.pixels.select(1, 0) : rescaled(d.pixels.select(1, 0), d.slope, d.intercept));
   });
@@ -159,7 +159,7 @@ Image read_general(const Series& s, const ReadOptions& opts) {
     if (!needed[i]) return;
     std::optional<Decoded> fast;
     if (opts.dicom_fast_native) fast = decode_native_fast(s.files[i], s.headers[i]);
-    dec[i] = fast ? std::move(*fast) : decode_file(s.files[i], false);
+    dec[i] = fast ? std::move(*fast) : decode_file(s.files[i], false, opts.isolate_codecs);
   });
   const Decoded* first = nullptr;
   bool trivial = true;

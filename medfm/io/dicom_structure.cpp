@@ -426,10 +426,6 @@ class Walker {
     };
     auto us = [&](const Elem& e, int i) { return u16(e.value + 2 * i, enc.big_endian); };
     if (!find(kPixelData)) throw FormatError("dicom: no pixel data (not an image object) in '" + name_ + "'" + where_);
-    // ImageHelper reads NumberOfFrames, without looking for it, when there is a FrameIncrementPointer.
-    if (find(0x00280009) && (!find(0x00280008) || find(0x00280008)->vl == 0))
-      throw FormatError("dicom: FrameIncrementPointer without NumberOfFrames in '" + name_ + "' (GDCM cannot decode it)" +
-                        where_);
     // US, value multiplicity 1: GDCM asserts the VR (explicit VR) and reads 2 bytes.
     for (uint32_t t : {0x00280002u, 0x00280006u, 0x00280010u, 0x00280011u, 0x00280100u, 0x00280101u, 0x00280102u,
                        0x00280103u}) {
@@ -459,6 +455,11 @@ class Walker {
       if (type == gdcm::PhotometricInterpretation::UNKNOWN || type == gdcm::PhotometricInterpretation::PI_END)
         bad(0x00280004, "unknown PhotometricInterpretation");
       if (type == gdcm::PhotometricInterpretation::PALETTE_COLOR) {
+        // Palette images go through GDCM's ImageReader, whose ImageHelper reads NumberOfFrames,
+        // without looking for it, when there is a FrameIncrementPointer (other images do not).
+        if (find(0x00280009) && (!find(0x00280008) || find(0x00280008)->vl == 0))
+          throw FormatError("dicom: FrameIncrementPointer without NumberOfFrames in the palette colour image '" + name_ +
+                            "' (GDCM cannot decode it)" + where_);
         // Descriptors (US or SS, 3 values) and LUT data whose length the descriptor gives.
         for (uint32_t i = 0; i < 3; ++i) {
           const Elem* d = find(0x00281101 + i);

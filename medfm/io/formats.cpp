@@ -142,11 +142,14 @@ void ReadSpec::bind(Config& cfg) {
   cfg.bind("read.slice_spacing", slice_spacing, "DICOM series slice step: mean | first-pair");
   cfg.bind("read.mpp", mpp, "slides: um/px instead of the file's (0: the file's)");
   cfg.bind("read.show_phi", show_phi, "read patient-identifying DICOM attributes");
+  cfg.bind("read.isolate_codecs", isolate_codecs,
+           "decode compressed DICOM in a child process (a codec crash fails that file, not the run)");
 }
 
 ReadOptions ReadSpec::options() const {
   ReadOptions o;
   o.include_phi = show_phi;
+  o.isolate_codecs = isolate_codecs;
   o.series_uid = series;
   for (const auto& r : repair) {
     if (r == "duplicates") o.repair.drop_duplicates = true;

@@ -40,17 +40,19 @@ struct ReadOptions {
   SliceSpacing slice_spacing = SliceSpacing::Mean;
   std::optional<double> mpp;        // slides: override um/px (x = y)
   bool dicom_fast_native = true;    // uncompressed DICOM read directly; false forces GDCM (tests compare)
+  bool isolate_codecs = true;       // compressed DICOM decoded in a child process (core/isolate.h)
 };
 
 // ReadOptions as config keys (read.*), so every command reads files the same way:
 //   read.series, read.repair ["duplicates", "gaps", "tilt"], read.slice_spacing mean|first-pair,
-//   read.mpp (0: the file's), read.show_phi.
+//   read.mpp (0: the file's), read.show_phi, read.isolate_codecs.
 struct ReadSpec {
   std::string series;
   std::vector<std::string> repair;
   std::string slice_spacing = "mean";
   double mpp = 0;
   bool show_phi = false;
+  bool isolate_codecs = true;
   void bind(Config& cfg);
   ReadOptions options() const;  // ConfigError for an unknown repair / slice spacing or a bad um/px
 };

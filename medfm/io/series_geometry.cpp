@@ -147,7 +147,16 @@ SeriesPlan plan_series(const std::vector<SliceHeader>& in, const SeriesRepair& r
   }
   Vec3 c2 = normal;
   for (auto& x : c2) x *= step;
-  if (tilt_deg > 0.05) {
+  // Positions are rounded (often to 0.1 mm): over a short span that alone tilts the end-to-end
+  // direction by degrees. A tilt counts only when the last slice also lies off the normal by more
+  // than a quarter of a pixel (what ignoring it would misplace).
+  Vec3 span{};
+  for (int r = 0; r < 3; ++r) span[r] = in[kept.back()].position[r] - in[kept.front()].position[r];
+  const double along = dot(span, normal);
+  Vec3 off{};
+  for (int r = 0; r < 3; ++r) off[r] = span[r] - along * normal[r];
+  const bool off_normal = norm(off) > 0.25 * std::min(sx, sy);
+  if (tilt_deg > 0.05 && off_normal) {
     MEDFM_CHECK_T(FormatError, repair.allow_tilt, "dicom: gantry tilt of ", fmt(tilt_deg),
                   " degrees (slice positions are not along the slice normal) in ", where,
                   "; repair 'tilt' (read.repair) keeps a sheared affine");

@@ -95,6 +95,8 @@ def nifti(path, case):
 # ---------------------------------------------------------------- DICOM
 
 def dtype_of(ds):
+    if int(ds.BitsAllocated) == 1:
+        return "bit"
     return f"{'int' if int(ds.get('PixelRepresentation', 0)) else 'uint'}{int(ds.BitsAllocated)}"
 
 
@@ -126,6 +128,8 @@ def pixels(ds):
     a = ds.pixel_array
     if int(ds.SamplesPerPixel) == 3:
         pi = ds.PhotometricInterpretation
+        if pi in ("YBR_RCT", "YBR_ICT"):
+            return a  # JPEG 2000's colour transforms: the codec's inverse gives RGB (PS3.5 8.2.4)
         if pi.startswith("YBR"):
             a = convert_color_space(a, "YBR_FULL" if pi == "YBR_FULL_422" else pi, "RGB")
         return a
@@ -140,30 +144,137 @@ def decoder_note(ds):
     return f" + GDCM {gdcm.Version.GetVersion()} ({ts.name})"
 
 
+FRAME_TIME_POINTERS = {0x00181063, 0x00181065, 0x00540070}  # FrameTime, FrameTimeVector, TimeSlotVector
+SLICE_VECTOR, GRID_FRAME_OFFSET_VECTOR = 0x00540080, 0x3004000C
+
+
+def functional_groups(ds, n_frames):
+    """Per frame: (ImagePositionPatient, ImageOrientationPatient, PixelSpacing, slope, intercept) from
+    the per-frame functional group item, else the shared one (PS3.3 C.7.6.16); None when the object
+    has no functional groups with plane positions."""
+    per = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared[0] if shared else None
+
+    def macro(item, keyword):
+        for src in (item, shared):
+            seq = src.get(keyword) if src is not None else None
+            if seq:
+                return seq[0]
+        return None
+
+    frames = []
+    for f in range(n_frames):
+        item = per[f] if per else None
+        pos, ori = macro(item, "PlanePositionSequence"), macro(item, "PlaneOrientationSequence")
+        pm, pv = macro(item, "PixelMeasuresSequence"), macro(item, "PixelValueTransformationSequence")
+        if pos is None or ori is None:
+            return None
+        frames.append((np.array([float(v) for v in pos.ImagePositionPatient]),
+                       np.array([float(v) for v in ori.ImageOrientationPatient]),
+                       [float(v) for v in pm.PixelSpacing] if pm is not None and "PixelSpacing" in pm else None,
+                       float(pv.RescaleSlope) if pv is not None and "RescaleSlope" in pv else 1.0,
+                       float(pv.RescaleIntercept) if pv is not None and "RescaleIntercept" in pv else 0.0,
+                       positive(pm, "SliceThickness") if pm is not None else None))
+    return frames
+
+
+def frame_axis(ds, n_frames):
+    """'space' (with the frames' positions, orientation, spacing and rescale) or 'time' / another
+    non-spatial kind, following the standard's attributes rather than any reader."""
+    fg = functional_groups(ds, n_frames)
+    if fg is not None or n_frames == 1:
+        return "space", fg
+    fip = ds.get("FrameIncrementPointer")
+    fip = int(fip[0] if isinstance(fip, pydicom.multival.MultiValue) else fip) if fip is not None else 0
+    if "GridFrameOffsetVector" in ds and fip in (0, GRID_FRAME_OFFSET_VECTOR):
+        # RT dose (PS3.3 C.8.8.3.2): frame k lies (offset[k] - offset[0]) along the normal from the first
+        offsets = np.array([float(v) for v in ds.GridFrameOffsetVector])
+        row, col = direction(ds)
+        ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+        ps = [float(v) for v in ds.PixelSpacing]
+        n = np.cross(row, col)
+        return "space", [(ipp + (o - offsets[0]) * n, np.concatenate([row, col]), ps, 1.0, 0.0, None) for o in offsets]
+    assert fip != SLICE_VECTOR, "NM SliceVector stacks: no case yet"
+    return ("time" if fip in FRAME_TIME_POINTERS else "not spatial"), None
+
+
 def dicom_file(path, case):
     ds = pydicom.dcmread(path)
     n_frames = int(ds.get("NumberOfFrames") or 1)
     spp = int(ds.SamplesPerPixel)
-    sx, sy = pixel_spacing(ds)
-    row, col = direction(ds)
-    sz = positive(ds, "SliceThickness") or positive(ds, "SpacingBetweenSlices") or 1.0
-    ipp = ds.get("ImagePositionPatient")
-    ipp = [float(v) for v in ipp] if ipp else [0.0, 0.0, 0.0]
-    lps = np.eye(4)
-    lps[:3, 0], lps[:3, 1], lps[:3, 2], lps[:3, 3] = row * sx, col * sy, np.cross(row, col) * sz, ipp
-    out = {"format": "dicom", "kind": "volume", "size": [int(ds.Columns), int(ds.Rows), n_frames],
-           "channels": spp, "dtype": dtype_of(ds)}
+    dtype = dtype_of(ds)  # before pixel_array: pydicom's J2K sign correction rewrites PixelRepresentation
+    axis, planes = frame_axis(ds, n_frames)
+    raw = ds.pixel_array
+    raw = raw if n_frames > 1 else raw[np.newaxis]  # [frame, row, column (, sample)]
+    note = decoder_note(ds)
+    if planes is not None:  # frames placed in space: sorted along the normal, rescaled per frame
+        ori = planes[0][1]
+        row, col = ori[:3], ori[3:]
+        normal = np.cross(row, col)
+        ps = planes[0][2] or [1.0, 1.0]
+        sx, sy = ps[1], ps[0]
+        # frames at one position (in file order) are time points of a 4D volume
+        groups = {}
+        for f in range(n_frames):
+            groups.setdefault(tuple(np.round(planes[f][0], 4)), []).append(f)
+        groups = sorted(groups.values(), key=lambda g: float(np.dot(planes[g[0]][0], normal)))
+        n_t = len(groups[0])
+        assert all(len(g) == n_t for g in groups), "uneven frames per position"
+        d = np.array([float(np.dot(planes[g[0]][0], normal)) for g in groups])
+        span = planes[groups[-1][0]][0] - planes[groups[0][0]][0]
+        assert np.linalg.norm(span - np.dot(span, normal) * normal) < 1e-3 * max(1.0, np.linalg.norm(span)), "tilted"
+        step = (d[-1] - d[0]) / (len(groups) - 1) if len(groups) > 1 else \
+            (positive(ds, "SliceThickness") or planes[0][5] or positive(ds, "SpacingBetweenSlices") or 1.0)
+        lps = np.eye(4)
+        lps[:3, 0], lps[:3, 1], lps[:3, 2], lps[:3, 3] = row * sx, col * sy, normal * step, planes[groups[0][0]][0]
+        # [t, k, row, column]
+        values = np.stack([np.stack([raw[g[t]].astype(np.float64) * planes[g[t]][3] + planes[g[t]][4] for g in groups])
+                           for t in range(n_t)])
+        note += " + functional groups" if "PerFrameFunctionalGroupsSequence" in ds else ""
+        in_order = [g[0] for g in groups] == sorted(g[0] for g in groups)
+        if "PerFrameFunctionalGroupsSequence" in ds and n_frames > 1 and in_order:  # nibabel does not sort
+            import nibabel.nicom.dicomwrappers as wrappers  # an independent reading of the same groups
+            w = wrappers.wrapper_from_data(ds)
+            if isinstance(w, wrappers.MultiframeWrapper):
+                # nibabel indexes [row, column]: its first two columns are ours swapped. Its third
+                # column is cross(column, row) without a look at the positions (nibabel 5.0); ours
+                # follows the positions, so only its direction up to sign is compared.
+                nib_aff = np.asarray(w.affine)
+                err = max(np.abs(nib_aff[:, [1, 0, 3]] - lps[:, [0, 1, 3]]).max(),
+                          np.abs(np.abs(nib_aff[:3, 2]) - np.abs(lps[:3, 2])).max())
+                assert err < 1e-3, f"nibabel MultiframeWrapper affine differs by {err}"
+                note += f" (nibabel {nib.__version__} MultiframeWrapper agrees on the plane and origin)"
+        size = [int(ds.Columns), int(ds.Rows), len(groups)] + ([n_t] if n_t > 1 else [])
+        arr = np.moveaxis(values, [0, 1, 2, 3], [3, 2, 1, 0])  # [i=column, j=row, k=plane, t]
+        arr = arr if n_t > 1 else arr[..., 0]
+    else:  # one plane; several frames are time points (or of a kind not placed in space)
+        sx, sy = pixel_spacing(ds)
+        row, col = direction(ds)
+        sz = positive(ds, "SliceThickness") or positive(ds, "SpacingBetweenSlices") or 1.0
+        ipp = ds.get("ImagePositionPatient")
+        ipp = [float(v) for v in ipp] if ipp else [0.0, 0.0, 0.0]
+        lps = np.eye(4)
+        lps[:3, 0], lps[:3, 1], lps[:3, 2], lps[:3, 3] = row * sx, col * sy, np.cross(row, col) * sz, ipp
+        values = pixels(ds)
+        values = values if n_frames > 1 else values[np.newaxis]
+        size = [int(ds.Columns), int(ds.Rows), 1] + ([n_frames] if n_frames > 1 else [])
+        # [i=column, j=row, k=1, t=frame (, sample)]
+        arr = np.moveaxis(values, [0, 1, 2], [2, 1, 0])
+        arr = arr[:, :, np.newaxis] if n_frames > 1 else arr
+    if ds.get("Modality") == "RTDOSE" and "DoseGridScaling" in ds and "RescaleSlope" not in ds:
+        values = values * float(ds.DoseGridScaling)  # PS3.3 C.8.8.3: stored values x DoseGridScaling = dose
+        arr = arr * float(ds.DoseGridScaling)
+        note += " + DoseGridScaling"
+    out = {"format": "dicom", "kind": "volume", "size": size, "channels": spp, "dtype": dtype}
     out.update(geometry(LPS_TO_RAS @ lps))
     if "Modality" in ds:
         out["modality"] = str(ds.Modality)
-    px = pixels(ds)
-    out["stats"] = stats(px)
-    # pixel arrays are [(frame,) row, column (, sample)]; centroid wants [i=column, j=row, k=frame, ...]
-    arr = px if n_frames > 1 else px[np.newaxis]
-    arr = np.moveaxis(arr, [0, 1, 2], [2, 1, 0])
+    out["stats"] = stats(values)
     out["stats"]["centroid"] = centroid(arr, LPS_TO_RAS @ lps)
-    note = decoder_note(ds)
-    if spp == 3 and ds.PhotometricInterpretation.startswith("YBR"):
+    if axis != "space":
+        note += f" + frames as {axis} (FrameIncrementPointer)"
+    if spp == 3 and ds.PhotometricInterpretation.startswith("YBR") and ds.PhotometricInterpretation not in ("YBR_RCT", "YBR_ICT"):
         note += f" + convert_color_space {ds.PhotometricInterpretation} -> RGB"
     return out, f"pydicom {pydicom.__version__}{note}"
 
