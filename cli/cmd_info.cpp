@@ -43,6 +43,7 @@ void add_info_command(CLI::App& app, int* rc) {
       cfg.bind("info.reorient", s->reorient, "volumes: orientation code to reorient to first");
       resolve_config(cfg, s->rt, *s->keys);
       auto ro = s->read.options();
+      ro.nonfinite = io::ReadOptions::NonFinite::Keep;  // info reports NaN / Inf as they are
       io::DescribeOptions dopts{s->stats, s->read.show_phi};
       std::vector<nlohmann::json> out;
       for (const auto& p : s->paths) {

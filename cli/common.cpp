@@ -83,6 +83,8 @@ void bind_runtime(Config& cfg, RuntimeOptions& rt) {
   cfg.bind("runtime.threads", rt.threads, "CPU threads (0 = all cores)");
   cfg.bind("runtime.device", rt.device, "cpu | cuda | cuda:N");
   cfg.bind("runtime.log_level", rt.log_level, "log level");
+  cfg.bind("runtime.max_memory", rt.max_memory,
+           "memory budget for large allocations, e.g. 16G (0: 3/4 of physical memory)");
 }
 
 void resolve_config(Config& cfg, RuntimeOptions& rt, const KeyFlags& flags) {
@@ -98,6 +100,7 @@ void resolve_config(Config& cfg, RuntimeOptions& rt, const KeyFlags& flags) {
                 rt.log_level, "'");
   spdlog::set_level(level);
   set_threads(rt.threads);
+  set_max_memory(parse_bytes(rt.max_memory));
 }
 
 ProgressBar::ProgressBar(std::string label, std::string unit)

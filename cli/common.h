@@ -43,6 +43,7 @@ struct RuntimeOptions {
   int threads = 0;             // 0: all cores
   std::string device = "cpu";  // cpu | cuda | cuda:N
   std::string log_level = "info";
+  std::string max_memory = "0";  // runtime.max_memory: bytes (K/M/G/T), 0 = 3/4 of physical memory
   bool json = false;
   std::string config_file;
   std::vector<std::string> sets;

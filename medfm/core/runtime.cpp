@@ -1,5 +1,11 @@
 #include "medfm/core/runtime.h"
 
+#include <sstream>
+
+#include <cmath>
+
+#include <atomic>
+
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -93,6 +99,53 @@ BuildInfo build_info() {
   b.optional_parts.push_back("nifti");
 #endif
   return b;
+}
+
+namespace {
+std::atomic<uint64_t> g_max_memory{0};
+
+uint64_t physical_memory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : uint64_t{8} << 30;
+}
+
+std::string gib(double bytes) {
+  std::ostringstream os;
+  os.precision(bytes < (1ull << 30) ? 2 : 3);
+  os << bytes / static_cast<double>(1ull << 30) << " GiB";
+  return os.str();
+}
+}  // namespace
+
+uint64_t max_memory() {
+  const uint64_t m = g_max_memory.load();
+  return m ? m : physical_memory() / 4 * 3;
+}
+
+void set_max_memory(uint64_t bytes) { g_max_memory = bytes; }
+
+void check_memory(double bytes, const std::string& what) {
+  const double budget = static_cast<double>(max_memory());
+  MEDFM_CHECK(!(bytes > budget), what, " needs ", gib(bytes), ", over runtime.max_memory (", gib(budget),
+              "; raise it with --set runtime.max_memory=SIZE, or make the input smaller)");
+}
+
+uint64_t parse_bytes(const std::string& text) {
+  std::istringstream is(text);
+  double v = -1;
+  if (!(is >> v)) v = -1;
+  std::string unit;
+  is >> unit;
+  double mul = 1;
+  if (unit == "K" || unit == "k" || unit == "KiB") mul = 1ull << 10;
+  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
+  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
+  else if (unit == "T" || unit == "TiB") mul = static_cast<double>(1ull << 40);
+  else if (!unit.empty()) v = -1;
+  std::string rest;
+  MEDFM_CHECK_T(ConfigError, !(is >> rest) && std::isfinite(v) && v >= 0 && v * mul < 1.8e19, "memory size '", text,
+                "' is not a number of bytes with an optional K, M, G or T");
+  return static_cast<uint64_t>(v * mul);
 }
 
 }  // namespace medfm

@@ -1,5 +1,6 @@
 // Process-wide runtime settings: thread count, device, build description.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,16 @@ int cpu_cores();
 // among LOCAL_WORLD_SIZE processes when that is set (data-parallel ranks on one machine).
 // Debian's LibTorch reports 1 thread by default, so every entry point calls this.
 void set_threads(int n);
+
+// Memory budget (runtime.max_memory): large allocations are checked against it before they are
+// made, so an input too big for the machine fails with one line instead of the kernel killing the
+// process. Default: 3/4 of physical memory.
+uint64_t max_memory();
+void set_max_memory(uint64_t bytes);  // 0: the default
+// Throws Error "<what> needs N GiB, over runtime.max_memory (M GiB)" when bytes exceed the budget.
+void check_memory(double bytes, const std::string& what);
+// "0", "1073741824", "512M", "8G", "1.5T" (K/M/G/T: powers of 1024) -> bytes; ConfigError otherwise.
+uint64_t parse_bytes(const std::string& text);
 
 // "cpu" or "cuda" / "cuda:N". Throws ConfigError for anything else, or for cuda when this
 // LibTorch has no CUDA device.

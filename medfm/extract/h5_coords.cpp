@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "medfm/core/atomic_file.h"
@@ -14,26 +15,60 @@ namespace medfm::extract {
 namespace h5 {
 
 const H5::StrType& vlen_str() {
-  static const H5::StrType t = [] {
-    H5::StrType s(H5::PredType::C_S1, H5T_VARIABLE);
-    s.setCset(H5T_CSET_UTF8);
+  // Never destroyed: a static H5::StrType's destructor would run after HDF5 closed its library at
+  // exit (a crash after a failed write).
+  static const H5::StrType* t = [] {
+    auto* s = new H5::StrType(H5::PredType::C_S1, H5T_VARIABLE);
+    s->setCset(H5T_CSET_UTF8);
     return s;
   }();
-  return t;
+  return *t;
+}
+
+std::string utf8_or_escaped(const std::string& s) {
+  std::string out;
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = b[i];
+    // Length of a well-formed UTF-8 sequence starting here (RFC 3629: no overlongs, no surrogates).
+    size_t len = 0;
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4;
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) ok = (b[i + k] & 0xC0) == 0x80;
+    if (ok && len == 3) ok = !(c == 0xE0 && b[i + 1] < 0xA0) && !(c == 0xED && b[i + 1] >= 0xA0);
+    if (ok && len == 4) ok = !(c == 0xF0 && b[i + 1] < 0x90) && !(c == 0xF4 && b[i + 1] >= 0x90);
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      char e[5];
+      std::snprintf(e, sizeof e, "\\x%02x", c);
+      out += e;
+      ++i;
+    }
+  }
+  return out;
 }
 
 void write_strings(H5::Group& where, const std::string& name, const std::vector<std::string>& v) {
   hsize_t n = v.size();
   H5::DataSpace space(1, &n);
   auto ds = where.createDataSet(name, vlen_str(), space);
+  std::vector<std::string> text;
+  text.reserve(v.size());
+  for (const auto& s : v) text.push_back(utf8_or_escaped(s));
   std::vector<const char*> ptrs;
-  for (const auto& s : v) ptrs.push_back(s.c_str());
+  for (const auto& s : text) ptrs.push_back(s.c_str());
   if (n) ds.write(ptrs.data(), vlen_str());
 }
 
 void attr_str(H5::H5Object& o, const std::string& k, const std::string& v) {
   H5::DataSpace scalar(H5S_SCALAR);
-  o.createAttribute(k, vlen_str(), scalar).write(vlen_str(), v);
+  o.createAttribute(k, vlen_str(), scalar).write(vlen_str(), utf8_or_escaped(v));
 }
 void attr_int(H5::H5Object& o, const std::string& k, int64_t v) {
   H5::DataSpace scalar(H5S_SCALAR);

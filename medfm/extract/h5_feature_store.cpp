@@ -1,5 +1,11 @@
 #include "medfm/extract/h5_feature_store.h"
 
+#include <sys/statvfs.h>
+
+#include <atomic>
+#include <cerrno>
+#include <iostream>
+#include <cstring>
 #include <filesystem>
 
 #include "medfm/extract/h5_internal.h"
@@ -34,7 +40,33 @@ FeatureWriter::FeatureWriter(const std::string& path, int64_t dim) : file_(path)
   }
 }
 
-FeatureWriter::~FeatureWriter() = default;
+FeatureWriter::~FeatureWriter() { close_handles(); }
+
+namespace {
+
+// HDF5's C++ destructors print to std::cerr when a close fails (a full disk), and retry; the failure
+// is reported once, by medfm's error. std::cerr is silent while such objects die.
+struct QuietCerr {
+  std::streambuf* old = std::cerr.rdbuf(nullptr);
+  ~QuietCerr() {
+    std::cerr.rdbuf(old);
+    std::cerr.clear();
+  }
+};
+
+// Why a write failed, in words a user acts on: a full disk, a size limit, or errno's text.
+std::string write_failure(int err, const std::string& path) {
+  struct statvfs st {};
+  const std::string folder = std::filesystem::path(path).parent_path().string();
+  const bool full = ::statvfs(folder.empty() ? "." : folder.c_str(), &st) == 0 &&
+                    static_cast<uint64_t>(st.f_bavail) * st.f_frsize < (uint64_t{1} << 20);
+  if (err == ENOSPC || err == EDQUOT || full) return "no space left on the device (disk or quota full)";
+  if (err == EFBIG) return "file too large (a file size limit, ulimit -f, was reached)";
+  if (err == EIO) return "input/output error on the device";
+  return err ? std::strerror(err) : "the data could not be written";
+}
+
+}  // namespace
 
 void FeatureWriter::append(const at::Tensor& feats, const std::vector<std::string>& ids) {
   MEDFM_CHECK(feats.dim() == 2 && feats.size(1) == dim_ && feats.size(0) == static_cast<int64_t>(ids.size()),
@@ -42,6 +74,7 @@ void FeatureWriter::append(const at::Tensor& feats, const std::vector<std::strin
   auto f = feats.detach().to(torch::kCPU, torch::kFloat).contiguous();
   const hsize_t b = static_cast<hsize_t>(f.size(0));
   if (b == 0) return;
+  QuietCerr quiet;
   try {
     hsize_t new_dims[2] = {static_cast<hsize_t>(rows_) + b, static_cast<hsize_t>(dim_)};
     impl_->features.extend(new_dims);
@@ -51,7 +84,9 @@ void FeatureWriter::append(const at::Tensor& feats, const std::vector<std::strin
     H5::DataSpace mspace(2, count);
     impl_->features.write(f.data_ptr<float>(), H5::PredType::NATIVE_FLOAT, mspace, fspace);
   } catch (const H5::Exception& e) {
-    throw IoError("features: write failed in '" + file_.temp_path() + "': " + e.getDetailMsg());
+    const int err = errno;
+    throw IoError("features: cannot write '" + file_.final_path() + "': " + write_failure(err, file_.temp_path()) +
+                  " (HDF5: " + e.getDetailMsg() + ")");
   }
   rows_ += static_cast<int64_t>(b);
   ids_.insert(ids_.end(), ids.begin(), ids.end());
@@ -76,6 +111,7 @@ void FeatureWriter::set_skipped(const std::vector<std::string>& paths, const std
 }
 
 void FeatureWriter::commit() {
+  QuietCerr quiet;
   try {
     H5::Group root = impl_->file.openGroup("/");
     if (write_ids_) write_strings(root, "ids", ids_);
@@ -97,16 +133,47 @@ void FeatureWriter::commit() {
       write_strings(skipped, "path", skipped_paths_);
       write_strings(skipped, "reason", skipped_reasons_);
     }
-    H5::DataSpace scalar(H5S_SCALAR);
-    for (const auto& [k, v] : attrs_) {
-      root.createAttribute(k, vlen_str(), scalar).write(vlen_str(), v);
-    }
+    for (const auto& [k, v] : attrs_) h5::attr_str(root, k, v);
     impl_->features.close();
     impl_->file.close();
   } catch (const H5::Exception& e) {
-    throw IoError("features: cannot finish '" + file_.temp_path() + "': " + e.getDetailMsg());
+    const int err = errno;  // what the failed write(2) said, before anything else can change it
+    close_handles();
+    throw IoError("features: cannot write '" + file_.final_path() + "': " + write_failure(err, file_.temp_path()) +
+                  " (HDF5: " + e.getDetailMsg() + ")");
   }
+  impl_.reset();
   file_.commit();
+}
+
+namespace {
+std::atomic<bool> g_abandoned{false};
+}  // namespace
+
+bool hdf5_handles_abandoned() { return g_abandoned.load(); }
+
+void FeatureWriter::close_handles() noexcept {
+  if (!impl_) return;
+  QuietCerr quiet;
+  bool closed = true;
+  try {
+    impl_->features.close();
+  } catch (...) {
+    closed = false;
+  }
+  try {
+    impl_->file.close();
+  } catch (...) {
+    closed = false;
+  }
+  // Handles that would not close (a full disk) are let go: their destructors would only retry and
+  // print to stderr. HDF5 drops them when the process ends; the temporary is removed anyway.
+  if (closed) {
+    impl_.reset();
+  } else {
+    (void)impl_.release();
+    g_abandoned = true;
+  }
 }
 
 namespace {

@@ -38,9 +38,10 @@ class FeatureWriter {
   void commit();
 
  private:
+  void close_handles() noexcept;
   struct Impl;
+  AtomicFile file_;  // declared first: destroyed (temporary removed) after the HDF5 handles close
   std::unique_ptr<Impl> impl_;
-  AtomicFile file_;
   int64_t dim_, rows_ = 0;
   std::vector<std::string> ids_;
   std::map<std::string, std::vector<std::string>> columns_;
@@ -50,6 +51,11 @@ class FeatureWriter {
   std::string coords_name_, coords_dir_;
   bool write_ids_ = true;
 };
+
+// True once a writer had to let go of HDF5 handles it could not close (a write failed: a full
+// disk). HDF5 1.10 then crashes closing them when the process exits, so a program should end with
+// std::_Exit (after flushing its output) when this is set; the CLI does.
+bool hdf5_handles_abandoned();
 
 // Reads back /features, /ids, /meta/* and /coords when present, root attributes. Throws IoError/FormatError.
 struct FeatureFile {

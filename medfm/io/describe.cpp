@@ -2,36 +2,81 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 
 #include "medfm/core/error.h"
 
 namespace medfm::io {
 
+namespace {
+
+constexpr int64_t kChunk = int64_t{1} << 22;  // values converted to float64 at a time
+
+// Runs fn on consecutive chunks of t's values as float64, non-finite values removed (counted).
+void for_finite_chunks(const at::Tensor& t, int64_t* nan, int64_t* inf, const std::function<void(const at::Tensor&)>& fn) {
+  const auto flat = t.reshape(-1);  // a view unless t is not contiguous
+  const bool is_float = at::isFloatingType(t.scalar_type());
+  for (int64_t i = 0; i < flat.numel(); i += kChunk) {
+    auto d = flat.slice(0, i, std::min(i + kChunk, flat.numel())).to(at::kDouble);
+    if (is_float) {
+      auto fin = d.isfinite();
+      if (!fin.all().item<bool>()) {
+        if (nan) *nan += d.isnan().sum().item<int64_t>();
+        if (inf) *inf += d.isinf().sum().item<int64_t>();
+        d = d.masked_select(fin);
+      }
+    }
+    if (d.numel()) fn(d);
+  }
+}
+
+}  // namespace
+
 nlohmann::json pixel_stats(const at::Tensor& t) {
-  auto d = t.to(at::kDouble);
-  auto mean = d.mean().item<double>();
-  auto var = (d - mean).pow(2).mean().item<double>();
-  return {{"min", d.min().item<double>()}, {"max", d.max().item<double>()}, {"mean", mean}, {"std", std::sqrt(var)}};
+  int64_t n = 0, nan = 0, inf = 0;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0;
+  for_finite_chunks(t, &nan, &inf, [&](const at::Tensor& d) {
+    lo = std::min(lo, d.min().item<double>());
+    hi = std::max(hi, d.max().item<double>());
+    sum += d.sum().item<double>();
+    n += d.numel();
+  });
+  nlohmann::json j;
+  if (n == 0) {
+    j = {{"min", nullptr}, {"max", nullptr}, {"mean", nullptr}, {"std", nullptr}};
+  } else {
+    const double mean = sum / static_cast<double>(n);
+    double ss = 0;
+    for_finite_chunks(t, nullptr, nullptr, [&](const at::Tensor& d) { ss += (d - mean).pow(2).sum().item<double>(); });
+    j = {{"min", lo}, {"max", hi}, {"mean", mean}, {"std", std::sqrt(ss / static_cast<double>(n))}};
+  }
+  if (at::isFloatingType(t.scalar_type())) j["nan_count"] = nan, j["inf_count"] = inf;
+  return j;
 }
 
 std::optional<Vec3> world_centroid(const Image& img) {
   MEDFM_ASSERT(img.is_volume, "centroid of a 2D image");
-  auto v = img.pixels.to(at::kDouble);
-  auto w = (v - v.min()).sum(0);  // [Z,Y,X], channels / time points summed
-  double total = w.sum().item<double>();
+  const auto st = pixel_stats(img.pixels);
+  if (st["min"].is_null()) return std::nullopt;
+  const double lo = st["min"].get<double>();
+  // One z slab at a time: weights = value - minimum, summed over the leading axis; non-finite 0.
+  const int64_t nz = img.pixels.size(1), ny = img.pixels.size(2), nx = img.pixels.size(3);
+  const auto iy = torch::arange(ny, at::kDouble), ix = torch::arange(nx, at::kDouble);
+  double total = 0, mz = 0, my = 0, mx = 0;
+  for (int64_t z = 0; z < nz; ++z) {
+    auto v = img.pixels.select(1, z).to(at::kDouble);
+    auto w = at::where(v.isfinite(), v - lo, at::zeros({}, v.options())).sum(0);  // [Y, X]
+    const double tz = w.sum().item<double>();
+    total += tz;
+    mz += tz * static_cast<double>(z);
+    my += (w.sum(1) * iy).sum().item<double>();
+    mx += (w.sum(0) * ix).sum().item<double>();
+  }
   if (!(total > 0)) return std::nullopt;
-  auto idx_mean = [&](int64_t dim) {  // weighted mean index along a tensor dim of w
-    std::vector<int64_t> others;
-    for (int64_t d = 0; d < 3; ++d)
-      if (d != dim) others.push_back(d);
-    auto marginal = w.sum(others);
-    auto idx = torch::arange(marginal.size(0), at::kDouble);
-    return (marginal * idx).sum().item<double>() / total;
-  };
-  Vec3 ijk{idx_mean(2), idx_mean(1), idx_mean(0)};
-  return img.geometry.voxel_to_world(ijk);
+  return img.geometry.voxel_to_world(Vec3{mx / total, my / total, mz / total});
 }
 
 nlohmann::json describe_image(const Image& img, const DescribeOptions& opts) {

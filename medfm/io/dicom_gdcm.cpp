@@ -25,6 +25,7 @@
 #include <sstream>
 
 #include "medfm/core/error.h"
+#include "medfm/core/runtime.h"
 #include "medfm/core/isolate.h"
 #include "medfm/io/readers.h"
 #include "medfm/io/dicom_internal.h"
@@ -642,6 +643,8 @@ Decoded decode_file(const std::string& path, bool include_phi, bool isolate) {
   MEDFM_CHECK_T(FormatError, nx > 0 && ny > 0 && nf > 0 && (spp == 1 || spp == 3),
                 "dicom: bad image dimensions or samples per pixel in '", path, "'");
   d.header.slice.cols = nx, d.header.slice.rows = ny, d.header.slice.frames = nf;
+  check_memory(static_cast<double>(nx) * ny * nf * spp * std::max<int64_t>(4, (im.GetPixelFormat().GetBitsAllocated() + 7) / 8),
+               "the pixels of '" + path + "'");
   if (spp == 3 && !im.GetTransferSyntax().IsEncapsulated() &&
       im.GetPhotometricInterpretation() == gdcm::PhotometricInterpretation::YBR_FULL_422) {
     d.pixels = native_ybr422(reader, im, path);  // GDCM would read it as three full samples

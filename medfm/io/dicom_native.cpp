@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "medfm/core/error.h"
+#include "medfm/core/runtime.h"
 #include "medfm/io/dicom_internal.h"
 
 namespace medfm::io::detail {
@@ -175,6 +176,7 @@ bool native_eligible(const Header& h) {
 std::optional<Decoded> decode_native_fast(const std::string& path, const Header& h) {
   if (!native_eligible(h)) return std::nullopt;
   const int64_t nx = h.slice.cols, ny = h.slice.rows, nf = h.slice.frames, n = nx * ny * nf;
+  check_memory(static_cast<double>(n) * std::max<int64_t>(4, h.bits_allocated / 8), "the pixels of '" + path + "'");
   const char* src = locate_samples(path, h, static_cast<uint64_t>(n * (h.bits_allocated / 8)));
   if (!src) return std::nullopt;
   at::Tensor px = torch::empty({1, nf, ny, nx}, native_stored_type(h));

@@ -2,6 +2,8 @@
 // (a tiled TIFF is a slide before it is a 2D image; a directory is a DICOM series).
 #include "medfm/io/formats.h"
 
+#include <ATen/ATen.h>
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -104,11 +106,28 @@ const Format& require_format(const std::string& path) {
 }
 }  // namespace
 
+namespace {
+
+void apply_nonfinite(Image& img, ReadOptions::NonFinite policy, const std::string& path) {
+  if (policy == ReadOptions::NonFinite::Keep || !at::isFloatingType(img.pixels.scalar_type())) return;
+  auto bad = img.pixels.isfinite().logical_not_();
+  const int64_t n = bad.sum().item<int64_t>();
+  if (n == 0) return;
+  MEDFM_CHECK_T(FormatError, policy != ReadOptions::NonFinite::Error, "'", path, "' holds ", n,
+                " NaN or infinite value(s) of ", img.pixels.numel(),
+                "; read.nonfinite=zero replaces them with 0 (or mask them first)");
+  img.pixels = img.pixels.masked_fill(bad, 0);
+  img.meta["nonfinite_replaced"] = std::to_string(n);
+}
+
+}  // namespace
+
 Image open_image(const std::string& path, const ReadOptions& opts) {
   const Format& f = require_format(path);
   MEDFM_CHECK_T(FormatError, f.kind != Kind::Slide, "'", path, "' is a whole-slide image; open it with open_slide");
   Image img = f.read(path, opts);
   img.check_layout();
+  apply_nonfinite(img, opts.nonfinite, path);
   return img;
 }
 
@@ -117,10 +136,20 @@ Image open_volume(const std::string& path, const ReadOptions& opts) {
   MEDFM_CHECK_T(FormatError, f.kind == Kind::Volume, "'", path, "' is ", a_kind(f.kind), ", not a volume");
   Image img = f.read(path, opts);
   img.check_layout();
+  apply_nonfinite(img, opts.nonfinite, path);
   return img;
 }
 
 std::unique_ptr<Slide> open_slide(const std::string& path, const ReadOptions& opts) {
+  const Format* found = detect_format(path);
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec) && (!found || found->kind != Kind::Slide)) {
+    // A whole-slide name (any vendor's, TIFF-based or not) that OpenSlide cannot open: damaged or cut short.
+    const std::string e = lower_ext(path);
+    for (const char* x : {".svs", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif"})
+      MEDFM_CHECK_T(FormatError, e != x, "'", path, "' has a whole-slide image's name but OpenSlide cannot open it ",
+                    "(damaged, truncated, or missing its companion files)");
+  }
   const Format& f = require_format(path);
   if (f.kind != Kind::Slide) {
 #ifdef MEDFM_HAVE_OPENSLIDE
@@ -142,6 +171,8 @@ void ReadSpec::bind(Config& cfg) {
   cfg.bind("read.slice_spacing", slice_spacing, "DICOM series slice step: mean | first-pair");
   cfg.bind("read.mpp", mpp, "slides: um/px instead of the file's (0: the file's)");
   cfg.bind("read.show_phi", show_phi, "read patient-identifying DICOM attributes");
+  cfg.bind("read.nonfinite", nonfinite,
+           "NaN / Inf in float images: error | zero (replaced by 0 before any preprocessing) | keep");
   cfg.bind("read.isolate_codecs", isolate_codecs,
            "decode compressed DICOM in a child process (a codec crash fails that file, not the run)");
 }
@@ -150,6 +181,10 @@ ReadOptions ReadSpec::options() const {
   ReadOptions o;
   o.include_phi = show_phi;
   o.isolate_codecs = isolate_codecs;
+  if (nonfinite == "error") o.nonfinite = ReadOptions::NonFinite::Error;
+  else if (nonfinite == "zero") o.nonfinite = ReadOptions::NonFinite::Zero;
+  else if (nonfinite == "keep") o.nonfinite = ReadOptions::NonFinite::Keep;
+  else throw ConfigError("read.nonfinite: '" + nonfinite + "' is not error, zero or keep");
   o.series_uid = series;
   for (const auto& r : repair) {
     if (r == "duplicates") o.repair.drop_duplicates = true;

@@ -41,11 +41,14 @@ struct ReadOptions {
   std::optional<double> mpp;        // slides: override um/px (x = y)
   bool dicom_fast_native = true;    // uncompressed DICOM read directly; false forces GDCM (tests compare)
   bool isolate_codecs = true;       // compressed DICOM decoded in a child process (core/isolate.h)
+  // NaN / +-Inf in float pixels: kept as they are (what `info` reports), an error naming how many,
+  // or replaced by 0 (what preprocessing that cannot take them is given).
+  enum class NonFinite { Keep, Error, Zero } nonfinite = NonFinite::Keep;
 };
 
 // ReadOptions as config keys (read.*), so every command reads files the same way:
 //   read.series, read.repair ["duplicates", "gaps", "tilt"], read.slice_spacing mean|first-pair,
-//   read.mpp (0: the file's), read.show_phi, read.isolate_codecs.
+//   read.mpp (0: the file's), read.show_phi, read.isolate_codecs, read.nonfinite error|zero|keep.
 struct ReadSpec {
   std::string series;
   std::vector<std::string> repair;
@@ -53,6 +56,7 @@ struct ReadSpec {
   double mpp = 0;
   bool show_phi = false;
   bool isolate_codecs = true;
+  std::string nonfinite = "error";  // error | zero | keep
   void bind(Config& cfg);
   ReadOptions options() const;  // ConfigError for an unknown repair / slice spacing or a bad um/px
 };

@@ -70,11 +70,16 @@ class OpenSlideSlide final : public Slide {
     return best;
   }
 
-  void read_region_rgb(int64_t x, int64_t y, int level, int64_t w, int64_t h, uint8_t* out) const override {
+  // Before anything is allocated; w * h is never formed unchecked (it could overflow).
+  void check_region(int level, int64_t w, int64_t h) const {
     MEDFM_CHECK_T(ConfigError, level >= 0 && level < static_cast<int>(levels_.size()), "slide: level ", level,
                   " out of range 0..", levels_.size() - 1, " for '", path_, "'");
-    MEDFM_CHECK_T(ConfigError, w > 0 && h > 0 && w * h <= (int64_t{1} << 28), "slide: region size ", w, "x", h,
+    MEDFM_CHECK_T(ConfigError, w > 0 && h > 0 && w <= (int64_t{1} << 28) / h, "slide: region size ", w, "x", h,
                   " must be positive and at most 2^28 pixels");
+  }
+
+  void read_region_rgb(int64_t x, int64_t y, int level, int64_t w, int64_t h, uint8_t* out) const override {
+    check_region(level, w, h);
     // Tile-sized requests reuse a per-thread buffer (a fresh 256 KiB+ one is an mmap plus page
     // faults per call); large ones get their own, so a thread never keeps a huge buffer.
     thread_local std::vector<uint32_t> reused;
@@ -95,6 +100,7 @@ class OpenSlideSlide final : public Slide {
   }
 
   at::Tensor read_region(int64_t x, int64_t y, int level, int64_t w, int64_t h) const override {
+    check_region(level, w, h);
     auto hwc = torch::empty({h, w, 3}, at::kByte);
     read_region_rgb(x, y, level, w, h, hwc.data_ptr<uint8_t>());
     return hwc.permute({2, 0, 1}).contiguous();  // [h,w,3] -> [3,h,w]

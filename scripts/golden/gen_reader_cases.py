@@ -40,17 +40,23 @@ SUB_ORDER = ["min", "max", "mean", "std", "size", "downsample",
              "level", "x", "y", "w", "h", "sha256_rgb"]
 
 
-def stats(a):
+def stats(a, counts=False):
+    """min/max/mean/std over the finite values; with counts, how many are NaN and +-Inf."""
     a = np.asarray(a, dtype=np.float64)
-    return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
-            "std": float(a.std())}
+    f = a[np.isfinite(a)]
+    out = {"min": float(f.min()), "max": float(f.max()), "mean": float(f.mean()), "std": float(f.std())}
+    if counts:
+        out["nan_count"], out["inf_count"] = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+    return out
 
 
 def centroid(data_ijk, affine):
     """World (RAS mm) centre of mass of data indexed [i, j, k, (t or channel)...], weights =
-    value - global minimum summed over the extra axes; None for a constant volume."""
+    value - minimum of the finite values summed over the extra axes (NaN and Inf weigh 0); None
+    for a constant volume."""
     a = np.asarray(data_ijk, dtype=np.float64)
-    w = a - a.min()
+    fin = np.isfinite(a)
+    w = np.where(fin, a - a[fin].min(), 0.0)  # non-finite values weigh nothing
     while w.ndim > 3:
         w = w.sum(axis=-1)
     total = w.sum()
@@ -86,7 +92,7 @@ def nifti(path, case):
            "dtype": img.get_data_dtype().newbyteorder("=").name}
     out.update(geometry(img.affine))
     data = img.get_fdata(dtype=np.float64)
-    out["stats"] = stats(data)
+    out["stats"] = stats(data, counts=img.get_data_dtype().kind == "f")
     out["stats"]["centroid"] = centroid(data, img.affine)
     ref = f"nibabel {nib.__version__}"
     return out, ref + (" as_closest_canonical" if "--reorient" in args else "")

@@ -89,4 +89,67 @@ check "kill -9 leaves a temporary; the next run removes it and finishes" bash -c
   out=\$($(declare -f signal_run); BIN='$BIN' M='$M' T='$T' PY='$PY' signal_run KILL); echo \"  \$out\"
   [ \"\$out\" = \$'rc=137\ntemp-left' ] && '$BIN' embed $M --input '$T/imgs' --out '$T/sig.h5' > /dev/null 2>&1 &&
   ! ls '$T' | grep -q 'sig.h5.tmp' && [ -s '$T/sig.h5' ]"
+# Reader inputs whose damage must not pass silently (issue 12); data from scripts/fetch_data.sh.
+D=${MEDFM_DATA:-$HOME/.cache/medfm/data}
+need_data "$D/generated/nifti_nan_inf.nii.gz" "$D/pydicom/MR_small_jp2klossless.dcm" "$D/generated/slide_truncated.tif"
+# stderr holds one line besides the progress bar's
+one_line() { [ "$(grep -vc '^embed \[' "$T/err")" -eq 1 ] || { echo "  stderr is not one line: $(cat "$T/err")"; return 1; }; }
+check "NaN/Inf volume -> exit 1 counting them, before any preprocessing" bash -c "
+  $(declare -f expect_exit one_line); T='$T'
+  expect_exit 1 'holds 63078 NaN or infinite' '$BIN' embed $M --input '$D/generated/nifti_nan_inf.nii.gz' --out '$T/nan.h5' && one_line"
+check "NaN/Inf volume with read.nonfinite=zero -> embedded" "$BIN" embed $M --set read.nonfinite=zero --input "$D/generated/nifti_nan_inf.nii.gz" --out "$T/nan.h5"
+check "info --stats counts NaN and Inf" bash -c "'$BIN' info --json --stats '$D/generated/nifti_nan_inf.nii.gz' | $PY -c 'import json,sys; s=json.load(sys.stdin)[\"stats\"]; sys.exit(not (s[\"nan_count\"] == 63076 and s[\"inf_count\"] == 2))'"
+check "NIfTI descrip (free text) only with --show-phi" bash -c "
+  ! '$BIN' info '$D/generated/nifti_nan_inf.nii.gz' | grep -q 'Jane' && '$BIN' info --show-phi '$D/generated/nifti_nan_inf.nii.gz' | grep -q 'Jane'"
+# A JPEG 2000 codestream damaged after its header: the isolated decoder fails that file, the batch goes on.
+mkdir -p "$T/dcm"
+cp "$D/pydicom/MR_small.dcm" "$T/dcm/good.dcm"
+$PY - "$D/pydicom/MR_small_jp2klossless.dcm" "$T/dcm/bad.dcm" <<'EOF'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+cod = b.find(b"\xff\x52", b.find(b"\xff\x4f\xff\x51"))  # the COD marker: its coding style garbled
+b[cod + 4:cod + 12] = b"\xff" * 8
+open(sys.argv[2], "wb").write(bytes(b))
+EOF
+check "damaged JPEG 2000 DICOM -> one-line error naming the decoder" bash -c "
+  $(declare -f expect_exit one_line); T='$T'
+  expect_exit 1 'bad.dcm' '$BIN' info '$T/dcm/bad.dcm' && one_line"
+printf 'path\n%s\n%s\n' "$T/dcm/good.dcm" "$T/dcm/bad.dcm" > "$T/dcm.csv"
+check "damaged JPEG 2000 in a batch with --keep-going -> skipped, the rest embedded" bash -c "
+  '$BIN' embed $M --keep-going --input '$T/dcm.csv' --out '$T/dcm.h5' 2> /dev/null &&
+  $PY -c 'import h5py,sys; f=h5py.File(sys.argv[1]); sys.exit(not (f[\"features\"].shape[0] == 1 and len(f[\"skipped/path\"]) == 1))' '$T/dcm.h5'"
+# A full disk (here a file size limit) ends in one line naming it: no crash at exit, no temporary.
+check "full disk -> exit 1 'file too large', no temporary" bash -c "
+  $(declare -f expect_exit one_line); T='$T'
+  trap '' XFSZ; ulimit -f 2
+  expect_exit 1 'file too large' '$BIN' embed $M --input '$T/imgs' --out '$T/full.h5' && one_line &&
+  ! ls '$T' | grep -q 'full.h5'"
+# Non-UTF-8 file names are written so that h5py decodes every string.
+cp "$IMG" "$T/imgs/$(printf 'caf\xe9.png')"
+cat > "$T/utf8.py" <<'EOF'
+import sys, h5py
+ids = list(h5py.File(sys.argv[1])["ids"].asstr()[:])
+sys.exit(0 if "caf\\xe9.png" in ids else f"ids: {ids}")
+EOF
+check "Latin-1 file name -> ids h5py decodes (the byte written as \\xe9)" bash -c "
+  '$BIN' embed $M --input '$T/imgs' --out '$T/u.h5' 2> /dev/null && $PY '$T/utf8.py' '$T/u.h5'"
+rm -f "$T/imgs/$(printf 'caf\xe9.png')"
+# Memory budget: sizes checked before large allocations.
+$PY -c "
+import numpy as np, sys, zlib, struct
+w, h = 10000, 1
+raw = b''.join(b'\\x00' + bytes([128] * w * 3) for _ in range(h))
+def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
+open(sys.argv[1], 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))" "$T/thin.png"
+check "1x10000 image over runtime.max_memory -> exit 1 before resizing" bash -c "
+  $(declare -f expect_exit one_line); T='$T'
+  expect_exit 1 'over runtime.max_memory' '$BIN' embed $M --set runtime.max_memory=1G --input '$T/thin.png' --out '$T/thin.h5' && one_line"
+check "runtime.max_memory=lots -> exit 1 naming the key" expect_exit 1 "memory size 'lots'" "$BIN" embed $M --set runtime.max_memory=lots --input "$T/imgs" --out "$T/m.h5"
+# Slides: a damaged slide is called damaged, and a huge region is refused before allocating.
+cp "$D/generated/slide_truncated.tif" "$T/cut.svs"
+check "truncated .svs -> 'OpenSlide cannot open it'" expect_exit 1 "OpenSlide cannot open it" "$BIN" tile "$T/cut.svs" --out "$T/tiles"
+if [ -f "$D/slides/ihc_pyramid.tif" ]; then
+  check "region 2^20 x 2^20 -> exit 1 before allocating" expect_exit 1 "at most 2^28 pixels" "$BIN" region "$D/slides/ihc_pyramid.tif" --level 0 --x 0 --y 0 --width 1048576 --height 1048576 --out "$T/r.png"
+fi
+
 finish
