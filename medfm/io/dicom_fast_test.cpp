@@ -83,7 +83,8 @@ TEST(DicomFastPath, SameAsGdcmOnEveryRealFile) {
   // The files both decoders must refuse: deliberately broken ones (tests/cases names each reason).
   // Refused at this commit, each on purpose: broken or truncated files; objects without pixel data
   // (SR, RT plan/struct, waveform, private-sequence samples); data sets without file meta or whose
-  // encoding disagrees with it; an enhanced object whose frames are not one volume.
+  // encoding disagrees with it; an enhanced object whose frames are not one volume; a NaN
+  // RescaleSlope and a zero PixelSpacing (refused, not silently 1).
   const std::set<std::string> known_bad = {
       "generated/dicom_truncated.dcm", "generated/text.dcm", "pydicom/MR_truncated.dcm",
       "pydicom/rtplan_truncated.dcm", "pydicom/badVR.dcm", "pydicom/meta_missing_tsyntax.dcm",
@@ -92,7 +93,8 @@ TEST(DicomFastPath, SameAsGdcmOnEveryRealFile) {
       "pydicom/rtplan.dcm", "pydicom/rtstruct.dcm", "pydicom/waveform_ecg.dcm", "pydicom/UN_sequence.dcm",
       "pydicom/nested_priv_SQ.dcm", "pydicom/priv_SQ.dcm", "pydicom/empty_charset_LEI.dcm",
       "pydicom/ExplVR_BigEndNoMeta.dcm", "pydicom/ExplVR_LitEndNoMeta.dcm", "pydicom/no_meta.dcm",
-      "pydicom/no_meta_group_length.dcm", "generated/enhanced_mr_uneven.dcm"};
+      "pydicom/no_meta_group_length.dcm", "generated/enhanced_mr_uneven.dcm", "generated/dicom_nan_slope.dcm",
+      "generated/dicom_zero_spacing.dcm"};
   EXPECT_EQ(both_fail, known_bad) << "a valid file failed in both decoders, or a broken one now reads";
 }
 
