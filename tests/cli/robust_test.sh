@@ -37,6 +37,12 @@ check "--out is a folder -> exit 1" expect_exit 1 "is a folder" "$BIN" embed $M 
 { echo "path,site/ward"; for f in "$T"/imgs/*.png; do echo "$f,a"; done; } > "$T/slash.csv"
 check "CSV column HDF5 cannot name -> exit 1 naming it" expect_exit 1 "CSV column 'site/ward'" "$BIN" embed $M --input "$T/slash.csv" --out "$T/slash.h5"
 
+# CSV headers repeating a column (these crashed embed): one line naming the column.
+{ echo "path,path"; ls "$T"/imgs/*.png | sed 's/.*/&,&/'; } > "$T/pp.csv"
+{ echo "id,id,path"; for f in "$T"/imgs/*.png; do echo "a,b,$f"; done; } > "$T/iip.csv"
+check "CSV header 'path,path' -> exit 1 naming the column" expect_exit 1 "column 'path' appears twice" "$BIN" embed $M --input "$T/pp.csv" --out "$T/pp.h5"
+check "CSV header 'id,id,path' -> exit 1 naming the column" expect_exit 1 "column 'id' appears twice" "$BIN" embed $M --input "$T/iip.csv" --out "$T/iip.h5"
+
 # Only regular files and folders are opened: FIFOs and devices would block or never end.
 mkfifo "$T/fifo.png" "$T/fifo.csv" "$T/fifo.toml"
 check "FIFO as --input -> exit 1, no hang" expect_exit 1 "not a regular file" timeout 30 "$BIN" embed $M --input "$T/fifo.png" --out "$T/f.h5"
