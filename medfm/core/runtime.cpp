@@ -118,8 +118,9 @@ std::string gib(double bytes) {
 }  // namespace
 
 uint64_t max_memory() {
+  static const uint64_t fallback = physical_memory() / 4 * 3;
   const uint64_t m = g_max_memory.load();
-  return m ? m : physical_memory() / 4 * 3;
+  return m ? m : fallback;
 }
 
 void set_max_memory(uint64_t bytes) { g_max_memory = bytes; }

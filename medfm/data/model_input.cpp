@@ -95,7 +95,9 @@ IntensityMap intensity_map(const Image& img, const IntensitySpec& spec) {
 }
 
 at::Tensor apply_intensity(const at::Tensor& values, const IntensityMap& m) {
-  check_memory(4.0 * static_cast<double>(values.numel()), "the intensity window on a " + c10::str(values.sizes()) + " image (float32)");
+  // (per sample in pre-training: the message is built only when over the budget)
+  if (const double b = 4.0 * static_cast<double>(values.numel()); b > static_cast<double>(max_memory()))
+    check_memory(b, "the intensity window on a " + c10::str(values.sizes()) + " image (float32)");
   auto v = values.to(at::kFloat);
   if (m.zscore) return (v - m.mean) / m.std;
   return ((v - m.lo) / (m.hi - m.lo)).clamp(0, 1);
@@ -108,7 +110,8 @@ at::Tensor display_to_rgb01(const at::Tensor& chw, const std::string& stored_dty
   if (stored_dtype == "uint16" || stored_dtype == "int16") scale = 65535.0;
   else if (stored_dtype != "uint8" && stored_dtype != "int8")
     throw NotImplemented("image: display values of type " + stored_dtype + " (only 8/16-bit) cannot be scaled");
-  check_memory(4.0 * static_cast<double>(chw.numel()), "a " + c10::str(chw.sizes()) + " image as float32");
+  if (const double b = 4.0 * static_cast<double>(chw.numel()); b > static_cast<double>(max_memory()))
+    check_memory(b, "a " + c10::str(chw.sizes()) + " image as float32");
   auto x = chw.to(at::kFloat).div_(scale);
   if (x.size(0) == 1 || x.size(0) == 2) return x.narrow(0, 0, 1).expand({3, -1, -1}).contiguous();
   return x.narrow(0, 0, 3).contiguous();

@@ -30,10 +30,11 @@ at::Tensor resize_shorter(const at::Tensor& img, int size, const std::string& in
   const int64_t s = std::min(h, w), l = std::max(h, w);
   if (s == size) return img;
   const int64_t new_l = static_cast<int64_t>(static_cast<double>(size) * l / s);
-  check_memory(4.0 * static_cast<double>(img.size(0)) * (static_cast<double>(h) * w + static_cast<double>(size) * new_l),
-               "resizing a " + std::to_string(w) + "x" + std::to_string(h) + " image to shorter side " +
-                   std::to_string(size) + " (" + std::to_string(h <= w ? new_l : size) + "x" +
-                   std::to_string(h <= w ? size : new_l) + ", float32)");
+  if (const double b = 4.0 * static_cast<double>(img.size(0)) * (static_cast<double>(h) * w + static_cast<double>(size) * new_l);
+      b > static_cast<double>(max_memory()))
+    check_memory(b, "resizing a " + std::to_string(w) + "x" + std::to_string(h) + " image to shorter side " +
+                        std::to_string(size) + " (" + std::to_string(h <= w ? new_l : size) + "x" +
+                        std::to_string(h <= w ? size : new_l) + ", float32)");
   return resize_to(img, h <= w ? size : new_l, h <= w ? new_l : size, interpolation);
 }
 

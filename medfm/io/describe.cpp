@@ -57,11 +57,13 @@ nlohmann::json pixel_stats(const at::Tensor& t) {
   return j;
 }
 
-std::optional<Vec3> world_centroid(const Image& img) {
+namespace {
+
+// The centroid given the minimum of the finite values (the stats pass already found it).
+std::optional<Vec3> centroid_above(const Image& img, const nlohmann::json& stats) {
   MEDFM_ASSERT(img.is_volume, "centroid of a 2D image");
-  const auto st = pixel_stats(img.pixels);
-  if (st["min"].is_null()) return std::nullopt;
-  const double lo = st["min"].get<double>();
+  if (stats["min"].is_null()) return std::nullopt;
+  const double lo = stats["min"].get<double>();
   // One z slab at a time: weights = value - minimum, summed over the leading axis; non-finite 0.
   const int64_t nz = img.pixels.size(1), ny = img.pixels.size(2), nx = img.pixels.size(3);
   const auto iy = torch::arange(ny, at::kDouble), ix = torch::arange(nx, at::kDouble);
@@ -78,6 +80,10 @@ std::optional<Vec3> world_centroid(const Image& img) {
   if (!(total > 0)) return std::nullopt;
   return img.geometry.voxel_to_world(Vec3{mx / total, my / total, mz / total});
 }
+
+}  // namespace
+
+std::optional<Vec3> world_centroid(const Image& img) { return centroid_above(img, pixel_stats(img.pixels)); }
 
 nlohmann::json describe_image(const Image& img, const DescribeOptions& opts) {
   nlohmann::json j;
@@ -107,7 +113,7 @@ nlohmann::json describe_image(const Image& img, const DescribeOptions& opts) {
   if (opts.stats) {
     j["stats"] = pixel_stats(img.pixels);
     if (img.is_volume) {
-      if (auto c = world_centroid(img)) j["stats"]["centroid"] = {(*c)[0], (*c)[1], (*c)[2]};
+      if (auto c = centroid_above(img, j["stats"])) j["stats"]["centroid"] = {(*c)[0], (*c)[1], (*c)[2]};
       else j["stats"]["centroid"] = nullptr;
     }
   }

@@ -455,28 +455,33 @@ void assemble_image(ImageToDecode& out, const gdcm::Reader& reader, const Header
 // Step 4: native (uncompressed) pixel data must hold every frame; GDCM would zero-fill a value
 // cut short by the end of the file, so what really follows the element header is measured in the
 // file's tail (not possible for deflate).
+// Bytes of native PixelData the file really holds: the value GDCM read, or less where the file
+// ends early (GDCM zero-fills).
+uint64_t native_bytes_available(const gdcm::Reader& reader, const gdcm::TransferSyntax& ts, const std::string& path) {
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  const gdcm::Tag pd(0x7fe0, 0x0010);
+  const gdcm::ByteValue* bv = ds.FindDataElement(pd) ? ds.GetDataElement(pd).GetByteValue() : nullptr;
+  if (!bv || !bv->GetPointer()) return 0;
+  uint64_t have = bv->GetLength();
+  if (ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian) {
+    const uint32_t vl = static_cast<uint32_t>(ds.GetDataElement(pd).GetVL());
+    if (auto v = find_pixel_value(path, vl, ts.IsImplicit(), ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
+      have = std::min(have, v->available);
+  }
+  return have;
+}
+
 void check_native_length(const gdcm::Reader& reader, const gdcm::Image& im, const std::string& path) {
   if (im.GetTransferSyntax().IsEncapsulated()) return;
   const unsigned* dims = im.GetDimensions();
   const uint64_t nx = dims[0], ny = dims[1], nf = im.GetNumberOfDimensions() >= 3 ? dims[2] : 1;
   const gdcm::PixelFormat& pf = im.GetPixelFormat();
-  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
-  const gdcm::Tag pd(0x7fe0, 0x0010);
-  const gdcm::ByteValue* bv = ds.FindDataElement(pd) ? ds.GetDataElement(pd).GetByteValue() : nullptr;
-  uint64_t have = bv ? static_cast<uint64_t>(bv->GetLength()) : uint64_t{0};
+  const uint64_t have = native_bytes_available(reader, im.GetTransferSyntax(), path);
   const uint64_t need = (nx * ny * nf * pf.GetSamplesPerPixel() * pf.GetBitsAllocated() + 7) / 8;
-  const auto& ts = im.GetTransferSyntax();
-  if (bv && ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian) {
-    const uint32_t vl = static_cast<uint32_t>(ds.GetDataElement(pd).GetVL());
-    if (auto v = find_pixel_value(path, vl, ts.IsImplicit(), ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
-      have = std::min(have, v->available);
-  }
   MEDFM_CHECK_T(FormatError, have >= need, "dicom: truncated pixel data in '", path, "': ", have, " bytes, ", nx, "x",
                 ny, "x", nf, " frames need ", need);
 }
 
-// Step 5: the decoded samples, flat, in their stored type (unsigned 16/32-bit widened, 1-bit
-// unpacked). Sets *stored_dtype.
 // Compressed pixel data decoded by GDCM's codec in a child process (core/isolate.h): an abort, a
 // memory fault, a runaway allocation or a hang there fails this file with one line; what the codec
 // libraries print goes to the debug log. The result lands in shared memory the tensor then owns.
@@ -502,6 +507,8 @@ at::Tensor decode_isolated(const gdcm::Image& im, unsigned long len, const std::
                     "' (" + (fault ? "corrupt pixel data" : "truncated or corrupt") + ")");
 }
 
+// Step 5: the decoded samples, flat, in their stored type (unsigned 16/32-bit widened, 1-bit
+// unpacked). Sets *stored_dtype.
 at::Tensor decode_samples(const gdcm::Image& im, int64_t n_samples, const std::string& transfer_syntax,
                           const std::string& path, bool isolate, std::string* stored_dtype) {
   const gdcm::PixelFormat& pf = im.GetPixelFormat();
@@ -605,18 +612,11 @@ at::Tensor native_ybr422(const gdcm::Reader& reader, const gdcm::Image& im, cons
   MEDFM_CHECK_T(NotImplemented, pf.GetBitsAllocated() == 8, "dicom: YBR_FULL_422 with ", pf.GetBitsAllocated(),
                 " bits allocated in '", path, "'");
   MEDFM_CHECK_T(FormatError, nx % 2 == 0, "dicom: YBR_FULL_422 with an odd number of columns (", nx, ") in '", path, "'");
-  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
-  const gdcm::Tag pd(0x7fe0, 0x0010);
-  const gdcm::ByteValue* bv = ds.GetDataElement(pd).GetByteValue();
-  uint64_t have = bv && bv->GetPointer() ? static_cast<uint64_t>(bv->GetLength()) : uint64_t{0};
-  const auto& ts = im.GetTransferSyntax();
-  if (bv && ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian)
-    if (auto v = find_pixel_value(path, static_cast<uint32_t>(ds.GetDataElement(pd).GetVL()), ts.IsImplicit(),
-                                  ts.GetSwapCode() == gdcm::SwapCode::BigEndian))
-      have = std::min(have, v->available);
+  const uint64_t have = native_bytes_available(reader, im.GetTransferSyntax(), path);
   const uint64_t need = static_cast<uint64_t>(nf * ny * nx * 2);
   MEDFM_CHECK_T(FormatError, have >= need, "dicom: truncated pixel data in '", path, "': ", have, " bytes, ", nx, "x", ny,
                 "x", nf, " YBR_FULL_422 frames need ", need);
+  const gdcm::ByteValue* bv = reader.GetFile().GetDataSet().GetDataElement(gdcm::Tag(0x7fe0, 0x0010)).GetByteValue();
   auto packed = torch::from_blob(const_cast<char*>(bv->GetPointer()), {nf, ny, nx / 2, 4}, at::kByte).to(at::kDouble);
   auto y = packed.slice(3, 0, 2).reshape({nf, ny, nx});
   auto cb = packed.select(3, 2).repeat_interleave(2, 2), cr = packed.select(3, 3).repeat_interleave(2, 2);
