@@ -143,5 +143,44 @@ TEST(CenterCrop, RoundsOffsetsAsTorchvision) {
   EXPECT_THROW(center_crop(img, 10), Error);
 }
 
+// A large image is resized strip by strip (never converted to float whole) with the result of the
+// whole-image call, exactly: the antialiased resize does the width first, row by row.
+TEST(ResizeRows, StripsEqualTheWholeImageCall) {
+  torch::manual_seed(3);
+  for (const char* interp : {"bilinear", "bicubic"}) {
+    for (auto shape : {std::vector<int64_t>{3, 301, 517}, std::vector<int64_t>{1, 611, 257}, std::vector<int64_t>{3, 97, 130}}) {
+      auto src = torch::randint(0, 256, shape, torch::kByte);
+      int calls = 0;
+      int64_t most_rows = 0;
+      RowsToFloat to_float = [&](const at::Tensor& rows) {
+        ++calls;
+        most_rows = std::max(most_rows, rows.size(1));
+        return display_to_rgb01(rows, "uint8");
+      };
+      for (int size : {64, 224}) {
+        calls = 0, most_rows = 0;
+        auto whole = resize_shorter(display_to_rgb01(src, "uint8"), size, interp);
+        auto strips = resize_shorter_rows(src, size, interp, to_float, /*strip_bytes=*/int64_t{40} * 12 * shape[2]);
+        ASSERT_EQ(strips.sizes(), whole.sizes()) << interp << " " << shape[1] << "x" << shape[2] << " -> " << size;
+        EXPECT_TRUE(torch::equal(strips, whole)) << interp << " " << shape[1] << "x" << shape[2] << " -> " << size
+                                                 << ": max diff " << (strips - whole).abs().max().item<float>();
+        if (shape[1] > 40 && std::min(shape[1], shape[2]) != size) {
+          EXPECT_EQ(most_rows, 40);  // 40 rows of 3 float channels per strip
+          EXPECT_EQ(calls, (shape[1] + 39) / 40);
+        }
+      }
+    }
+  }
+  // Small images are converted whole, once.
+  auto small = torch::randint(0, 256, {3, 20, 30}, torch::kByte);
+  int calls = 0;
+  auto r = resize_shorter_rows(small, 8, "bilinear", [&](const at::Tensor& rows) {
+    ++calls;
+    return display_to_rgb01(rows, "uint8");
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(torch::equal(r, resize_shorter(display_to_rgb01(small, "uint8"), 8, "bilinear")));
+}
+
 }  // namespace
 }  // namespace medfm::data

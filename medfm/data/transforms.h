@@ -2,6 +2,8 @@
 #pragma once
 #include <ATen/Tensor.h>
 
+#include <functional>
+
 #include "medfm/core/preprocess_spec.h"
 
 namespace medfm::data {
@@ -11,6 +13,14 @@ at::Tensor resize_to(const at::Tensor& img, int64_t h, int64_t w, const std::str
 // Shorter side -> size (longer side int(size * long / short)), antialiased bicubic or bilinear,
 // align_corners=false; no clamping (as torchvision.transforms.functional.resize on float tensors).
 at::Tensor resize_shorter(const at::Tensor& img, int size, const std::string& interpolation);
+// Maps a strip of source rows [C,h,W] (any dtype) to float32 [C',h,W] in model units.
+using RowsToFloat = std::function<at::Tensor(const at::Tensor& rows)>;
+// resize_shorter(to_float(src), ...) without converting the whole source: when its float copy
+// would exceed strip_bytes, strips of rows are converted and resized along the width, and the
+// stacked strips along the height. Equal to the whole-image call (the antialiased resize is
+// separable and resizes the width first; tested). The budget is checked for what is allocated.
+at::Tensor resize_shorter_rows(const at::Tensor& src, int size, const std::string& interpolation,
+                               const RowsToFloat& to_float, int64_t strip_bytes = int64_t{64} << 20);
 // Centred crop; offsets rounded half-to-even as torchvision's CenterCrop. Throws if too small.
 at::Tensor center_crop(const at::Tensor& img, int size);
 // (img - mean) / std per channel.

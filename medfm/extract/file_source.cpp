@@ -72,6 +72,15 @@ class FileSource : public Source {
     return x.contiguous();
   }
 
+  // A 2D source in its stored dtype -> the backbone's input: converted to float strip by strip
+  // while resizing (a large image is never held whole as float), or cropped before converting.
+  at::Tensor finish_rows(const at::Tensor& src, const data::RowsToFloat& to_float, bool normalised) const {
+    const auto& pre = o_.preprocess;
+    return finish(pre.resize_size > 0 ? data::resize_shorter_rows(src, pre.resize_size, pre.interpolation, to_float)
+                                      : to_float(data::center_crop(src, pre.input_size)),
+                  normalised);
+  }
+
   std::vector<Sample> load_checked(size_t i) const {
     const std::string& p = in_.paths[i];
     const io::Format* f = io::detect_format(p);
@@ -90,12 +99,14 @@ class FileSource : public Source {
     at::Tensor chw = img.pixels.dim() == 4 ? img.pixels.select(1, 0) : img.pixels;  // [C,1,Y,X] -> [C,Y,X]
     Sample s{{}, in_.ids[i], base_meta(i)};
     if (is_display_image(img)) {
-      s.image = finish(data::display_to_rgb01(chw, img.stored_dtype), false);
+      const std::string& dtype = img.stored_dtype;
+      s.image = finish_rows(chw, [&](const at::Tensor& rows) { return data::display_to_rgb01(rows, dtype); }, false);
       return s;
     }
     auto map = data::intensity_map(img, o_.intensity);
     s.meta["intensity"] = map.describe();
-    s.image = finish(data::apply_intensity(chw.narrow(0, 0, 1), map), map.zscore);
+    s.image = finish_rows(chw.narrow(0, 0, 1), [&](const at::Tensor& rows) { return data::apply_intensity(rows, map); },
+                          map.zscore);
     return s;
   }
 

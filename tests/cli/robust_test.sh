@@ -150,6 +150,15 @@ open(sys.argv[1], 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.
 check "1x10000 image over runtime.max_memory -> exit 1 before resizing" bash -c "
   $(declare -f expect_exit one_line); T='$T'
   expect_exit 1 'over runtime.max_memory' '$BIN' embed $M --set runtime.max_memory=1G --input '$T/thin.png' --out '$T/thin.h5' && one_line"
+# A PNG whose header promises 30000 x 30000 RGB (5 GiB to decode and hold) and holds one row.
+$PY -c "
+import sys, zlib, struct
+def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
+raw = b'\\x00' + bytes(30000 * 3)
+open(sys.argv[1], 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 30000, 30000, 8, 2, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))" "$T/huge.png"
+check "PNG header 30000x30000 over runtime.max_memory -> exit 1 before decoding" bash -c "
+  $(declare -f expect_exit one_line); T='$T'
+  expect_exit 1 'decoding the 30000x30000 image' '$BIN' embed $M --set runtime.max_memory=1G --input '$T/huge.png' --out '$T/huge.h5' && one_line"
 check "runtime.max_memory=lots -> exit 1 naming the key" expect_exit 1 "memory size 'lots'" "$BIN" embed $M --set runtime.max_memory=lots --input "$T/imgs" --out "$T/m.h5"
 # Slides: a damaged slide is called damaged, and a huge region is refused before allocating.
 cp "$D/generated/slide_truncated.tif" "$T/cut.svs"
