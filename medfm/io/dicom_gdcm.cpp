@@ -2,8 +2,8 @@
 // and directories of series. GDCM's own diagnostics are silenced; every failure becomes one
 // medfm error naming the file. Patient-identifying attributes are read only when asked for.
 #include <gdcmGlobal.h>
-#include <gdcmImageApplyLookupTable.h>
-#include <gdcmImageReader.h>
+#include <gdcmImage.h>
+#include <gdcmPhotometricInterpretation.h>
 #include <gdcmReader.h>
 #include <gdcmTrace.h>
 #include <gdcmTransferSyntax.h>
@@ -390,34 +390,78 @@ void check_pixel_module(const Header& ph, gdcm::PhotometricInterpretation::PITyp
   MEDFM_CHECK_T(FormatError, ph.slice.frames < (int64_t{1} << 24), "dicom: NumberOfFrames ", ph.slice.frames, " in '", path, "'");
 }
 
+// A palette colour lookup table (PS3.3 C.7.6.3.1.5-6): indices below `first` take the first
+// entry, above the last one the last (as pydicom's apply_color_lut).
+struct Palette {
+  int64_t first = 0;
+  int bits = 0;       // 8 or 16 per entry
+  at::Tensor rgb;     // [3, entries] int32
+};
+
+// Read by medfm from the descriptors and data (their lengths were checked by the structural
+// check); segmented tables are not supported.
+Palette read_palette(const gdcm::DataSet& ds, const std::string& path) {
+  Palette p;
+  int64_t entries = -1;
+  std::vector<at::Tensor> channels;
+  for (uint16_t i = 0; i < 3; ++i) {
+    const gdcm::Tag desc(0x0028, static_cast<uint16_t>(0x1101 + i)), data(0x0028, static_cast<uint16_t>(0x1201 + i));
+    MEDFM_CHECK_T(NotImplemented, ds.FindDataElement(data),
+                  "dicom: segmented palette colour lookup tables (in '", path, "') are not supported");
+    const gdcm::ByteValue* d = ds.GetDataElement(desc).GetByteValue();
+    const gdcm::ByteValue* v = ds.GetDataElement(data).GetByteValue();
+    MEDFM_CHECK_T(FormatError, d && d->GetLength() == 6 && v, "dicom: malformed palette colour lookup table in '", path, "'");
+    uint16_t dv[3];
+    std::memcpy(dv, d->GetPointer(), 6);
+    const int64_t n = dv[0] ? dv[0] : 65536;
+    const int bits = dv[2];
+    // The first mapped value is US or SS (signed where the indices are).
+    const int64_t first = ds.GetDataElement(desc).GetVR() == gdcm::VR::SS ? static_cast<int16_t>(dv[1]) : dv[1];
+    MEDFM_CHECK_T(FormatError, (bits == 8 || bits == 16) && (entries < 0 || (n == entries && first == p.first && bits == p.bits)),
+                  "dicom: the palette colour descriptors of '", path, "' disagree or give ", bits, " bits per entry (8 or 16)");
+    MEDFM_CHECK_T(FormatError, static_cast<int64_t>(v->GetLength()) >= n * bits / 8,
+                  "dicom: palette data shorter than its descriptor in '", path, "'");
+    entries = n, p.first = first, p.bits = bits;
+    auto raw = torch::from_blob(const_cast<char*>(v->GetPointer()), {n}, bits == 8 ? at::kByte : at::kShort);
+    channels.push_back(bits == 8 ? raw.to(at::kInt) : raw.to(at::kInt).bitwise_and(0xFFFF));
+  }
+  p.rgb = torch::stack(channels);
+  return p;
+}
+
 // Step 3: the gdcm::Image to decode. Assembled from the pixel module here: GDCM's ImageReader
 // would also run its geometry helpers (spacing, origin, direction, z spacing from positions),
 // whose assertions abort on malformed values medfm reads itself anyway. Palette colour images
 // still go through ImageReader (its lookup-table code needs the full image).
 struct ImageToDecode {
   gdcm::Image built;
-  gdcm::ImageReader palette_reader;
-  gdcm::ImageApplyLookupTable lut;
   const gdcm::Image* im = &built;
-  int sign_extend_bits = 0;  // > 0: decoded samples are two's complement in this many bits
+  int sign_extend_bits = 0;         // > 0: decoded samples are two's complement in this many bits
+  std::optional<Palette> palette;  // set: the samples are indices into it
 };
+
+std::string fault_message(const IsolatedRun& r, const IsolationLimits& lim, const std::string& decoder,
+                          const std::string& path) {
+  const bool fault = r.signal || r.timed_out || r.out_of_memory;
+  return "dicom: the " + decoder + " " + (fault ? r.describe(lim) : "failed") + " on '" + path + "' (" +
+         (fault ? "corrupt pixel data" : (r.error.empty() ? "truncated or corrupt" : first_line(r.error))) + ")";
+}
+
+void debug_messages(const IsolatedRun& r, const std::string& decoder, const std::string& path) {
+  std::istringstream lines(r.messages);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) spdlog::debug("dicom: {} on '{}': {}", decoder, path, line);
+}
 
 void assemble_image(ImageToDecode& out, const gdcm::Reader& reader, const Header& ph, const std::string& path) {
   const gdcm::DataSet& rds = reader.GetFile().GetDataSet();
   const auto pit = gdcm::PhotometricInterpretation::GetPIType(ph.photometric.c_str());
   if (pit == gdcm::PhotometricInterpretation::PALETTE_COLOR) {
-    out.palette_reader.SetFileName(path.c_str());
-    bool pok = false;
-    try {
-      pok = out.palette_reader.Read();
-    } catch (const std::exception& e) {
-      throw FormatError("dicom: GDCM cannot read '" + path + "': " + first_line(e.what()));
-    }
-    MEDFM_CHECK_T(FormatError, pok, "dicom: cannot read the palette colour image '", path, "'");
-    out.lut.SetInput(out.palette_reader.GetImage());
-    MEDFM_CHECK_T(FormatError, out.lut.Apply(), "dicom: cannot apply the palette colour lookup table in '", path, "'");
-    out.im = &out.lut.GetOutput();
-    return;
+    // Decoded as one-sample indices (the codec isolated as for any image), looked up by medfm:
+    // GDCM's ImageApplyLookupTable runs in-process, cuts 16-bit entries of 8-bit indices to 8 bits
+    // and needs its ImageReader's geometry helpers.
+    MEDFM_CHECK_T(FormatError, ph.spp <= 1, "dicom: a palette colour image with ", ph.spp, " samples per pixel in '", path, "'");
+    out.palette = read_palette(rds, path);
   }
   check_pixel_module(ph, pit, path);
   const int64_t spp = ph.spp > 0 ? ph.spp : 1;
@@ -444,7 +488,8 @@ void assemble_image(ImageToDecode& out, const gdcm::Reader& reader, const Header
                                      static_cast<unsigned short>(ph.bits_stored),
                                      static_cast<unsigned short>(ph.bits_stored - 1),
                                      static_cast<unsigned short>(ph.pixel_rep)));
-  b.SetPhotometricInterpretation(pit);
+  // (palette indices as plain samples: no codec looks at a lookup table)
+  b.SetPhotometricInterpretation(out.palette ? gdcm::PhotometricInterpretation::MONOCHROME2 : pit);
   b.SetPlanarConfiguration(spp == 3 ? static_cast<unsigned>(ph.planar_config) : 0u);
   b.SetTransferSyntax(ts);
   b.SetDataElement(pd);
@@ -494,17 +539,13 @@ at::Tensor decode_isolated(const gdcm::Image& im, unsigned long len, const std::
   lim.seconds = 60 + static_cast<double>(bytes) / (8 << 20);
   char* dst = static_cast<char*>(out.data());
   const IsolatedRun r = run_isolated([&] { return im.GetBuffer(dst); }, lim);
-  std::istringstream lines(r.messages);
-  for (std::string line; std::getline(lines, line);)
-    if (!line.empty()) spdlog::debug("dicom: {} decoder on '{}': {}", transfer_syntax, path, line);
+  debug_messages(r, transfer_syntax + " decoder", path);
   if (r.ok) {
     void* p = out.release();
     return torch::from_blob(p, {static_cast<int64_t>(bytes / 8)}, [bytes](void* q) { unmap_shared(q, bytes); },
                             at::TensorOptions().dtype(at::kDouble));
   }
-  const bool fault = r.signal || r.timed_out || r.out_of_memory;
-  throw FormatError("dicom: the " + transfer_syntax + " decoder " + (fault ? r.describe(lim) : "failed") + " on '" + path +
-                    "' (" + (fault ? "corrupt pixel data" : "truncated or corrupt") + ")");
+  throw FormatError(fault_message(r, lim, transfer_syntax + " decoder", path));
 }
 
 // Step 5: the decoded samples, flat, in their stored type (unsigned 16/32-bit widened, 1-bit
@@ -643,7 +684,8 @@ Decoded decode_file(const std::string& path, bool include_phi, bool isolate) {
   MEDFM_CHECK_T(FormatError, nx > 0 && ny > 0 && nf > 0 && (spp == 1 || spp == 3),
                 "dicom: bad image dimensions or samples per pixel in '", path, "'");
   d.header.slice.cols = nx, d.header.slice.rows = ny, d.header.slice.frames = nf;
-  check_memory(static_cast<double>(nx) * ny * nf * spp * std::max<int64_t>(4, (im.GetPixelFormat().GetBitsAllocated() + 7) / 8),
+  // (palette: the indices as int64 and three int32 samples)
+  check_memory(static_cast<double>(nx) * ny * nf * (img.palette ? 20 : spp * std::max<int64_t>(4, (im.GetPixelFormat().GetBitsAllocated() + 7) / 8)),
                "the pixels of '" + path + "'");
   if (spp == 3 && !im.GetTransferSyntax().IsEncapsulated() &&
       im.GetPhotometricInterpretation() == gdcm::PhotometricInterpretation::YBR_FULL_422) {
@@ -656,7 +698,16 @@ Decoded decode_file(const std::string& path, bool include_phi, bool isolate) {
       auto v = flat.to(at::kLong).bitwise_and((int64_t{1} << bits) - 1);
       flat = at::where(v >= (int64_t{1} << (bits - 1)), v - (int64_t{1} << bits), v).to(flat.scalar_type());
     }
-    d.pixels = to_display(flat, im, nf, ny, nx, d.stored_dtype, path, &d.photometric);
+    if (img.palette) {
+      const Palette& pal = *img.palette;
+      auto idx = flat.to(at::kLong).clamp(pal.first, pal.first + pal.rgb.size(1) - 1).sub_(pal.first);
+      auto rgb = pal.rgb.index_select(1, idx).view({3, nf, ny, nx});
+      d.pixels = pal.bits == 8 ? rgb.to(at::kByte) : rgb;
+      d.stored_dtype = pal.bits == 8 ? "uint8" : "uint16";
+      d.photometric = "RGB (from PALETTE COLOR)";
+    } else {
+      d.pixels = to_display(flat, im, nf, ny, nx, d.stored_dtype, path, &d.photometric);
+    }
   }
   d.slope = im.GetSlope();
   d.intercept = im.GetIntercept();

@@ -455,11 +455,6 @@ class Walker {
       if (type == gdcm::PhotometricInterpretation::UNKNOWN || type == gdcm::PhotometricInterpretation::PI_END)
         bad(0x00280004, "unknown PhotometricInterpretation");
       if (type == gdcm::PhotometricInterpretation::PALETTE_COLOR) {
-        // Palette images go through GDCM's ImageReader, whose ImageHelper reads NumberOfFrames,
-        // without looking for it, when there is a FrameIncrementPointer (other images do not).
-        if (find(0x00280009) && (!find(0x00280008) || find(0x00280008)->vl == 0))
-          throw FormatError("dicom: FrameIncrementPointer without NumberOfFrames in the palette colour image '" + name_ +
-                            "' (GDCM cannot decode it)" + where_);
         // Descriptors (US or SS, 3 values) and LUT data whose length the descriptor gives.
         for (uint32_t i = 0; i < 3; ++i) {
           const Elem* d = find(0x00281101 + i);

@@ -218,8 +218,7 @@ TEST(DicomStructure, ImageAttributesGdcmAssertsOn) {
   auto with = [](const std::string& extra) { return file(kExplicitLE, extra + image(LE)); };
   EXPECT_ERROR(with(LE.el(0x0028, 0x0006, "US", us(3))), "PlanarConfiguration");
   EXPECT_ERROR(with(LE.el(0x0028, 0x0008, "IS", "0 ")), "NumberOfFrames");
-  // Without NumberOfFrames a FrameIncrementPointer means one frame (pydicom's rtdose_rle_1frame.dcm),
-  // except in a palette colour image, which GDCM's ImageHelper reads.
+  // Without NumberOfFrames a FrameIncrementPointer means one frame (pydicom's rtdose_rle_1frame.dcm).
   EXPECT_EQ(error_of(with(LE.el(0x0028, 0x0009, "AT", std::string("\x54\x00\x80\x00", 4)))), "");
   EXPECT_ERROR(with(LE.el(0x0028, 0x0030, "US", us(1))), "dictionary gives as DS");
   // The first of duplicate elements counts, as in GDCM: SOP Class UID with a NUL inside.

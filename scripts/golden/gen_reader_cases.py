@@ -27,7 +27,7 @@ import openslide
 import PIL
 import pydicom
 from PIL import Image
-from pydicom.pixel_data_handlers.util import apply_modality_lut, convert_color_space
+from pydicom.pixel_data_handlers.util import apply_color_lut, apply_modality_lut, convert_color_space
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "cases"))
@@ -130,8 +130,11 @@ def positive(ds, keyword):
 
 
 def pixels(ds):
-    """Decoded pixels, colour as RGB, grey values after the modality LUT (slope/intercept)."""
+    """Decoded pixels, colour as RGB (palette colour looked up), grey values after the modality LUT
+    (slope/intercept)."""
     a = ds.pixel_array
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        return apply_color_lut(a, ds)
     if int(ds.SamplesPerPixel) == 3:
         pi = ds.PhotometricInterpretation
         if pi in ("YBR_RCT", "YBR_ICT"):
@@ -210,6 +213,8 @@ def dicom_file(path, case):
     n_frames = int(ds.get("NumberOfFrames") or 1)
     spp = int(ds.SamplesPerPixel)
     dtype = dtype_of(ds)  # before pixel_array: pydicom's J2K sign correction rewrites PixelRepresentation
+    if ds.PhotometricInterpretation == "PALETTE COLOR":  # apply_color_lut's RGB: the LUT entries' type
+        spp, dtype = 3, f"uint{int(ds.RedPaletteColorLookupTableDescriptor[2])}"
     axis, planes = frame_axis(ds, n_frames)
     raw = ds.pixel_array
     raw = raw if n_frames > 1 else raw[np.newaxis]  # [frame, row, column (, sample)]
@@ -280,6 +285,8 @@ def dicom_file(path, case):
     out["stats"]["centroid"] = centroid(arr, LPS_TO_RAS @ lps)
     if axis != "space":
         note += f" + frames as {axis} (FrameIncrementPointer)"
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        note += " + apply_color_lut"
     if spp == 3 and ds.PhotometricInterpretation.startswith("YBR") and ds.PhotometricInterpretation not in ("YBR_RCT", "YBR_ICT"):
         note += f" + convert_color_space {ds.PhotometricInterpretation} -> RGB"
     return out, f"pydicom {pydicom.__version__}{note}"
