@@ -13,7 +13,10 @@
 namespace medfm::models {
 
 torch::Tensor attention_reference(const torch::Tensor& qkv, double scale) {
-  auto q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2), v = qkv.select(2, 2).transpose(1, 2);
+  // unbind, as timm: its backward stacks the three gradients into one qkv gradient, where three
+  // select()s would each zero-fill a qkv-sized gradient and add them.
+  auto parts = qkv.permute({2, 0, 3, 1, 4}).unbind(0);  // [B,T,3,H,hd] -> 3 x [B,H,T,hd]
+  const auto &q = parts[0], &k = parts[1], &v = parts[2];
   // q scaled before the product, as timm does: [B,H,T,hd] multiplies, not [B,H,T,T] (bf16 ViT-S:
   // the scaling pass took 118 ms of a 1.1 s forward).
   auto a = at::softmax(at::matmul(q * scale, k.transpose(-2, -1)), -1);  // [B,H,T,T]

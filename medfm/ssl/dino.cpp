@@ -76,7 +76,8 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
                   student.size(0) % n_crops_ == 0 && teacher.size(0) * n_crops_ == student.size(0) * 2,
               "dino loss: student ", student.sizes(), " and teacher ", teacher.sizes(), " for ", n_crops_, " crops");
   if (center_.device() != teacher.device()) center_ = center_.to(teacher.device());
-  auto s = (student / student_temp_).chunk(n_crops_);
+  // log_softmax once per crop (DINO's loop recomputes it for every pair; the values are the same)
+  auto s = torch::log_softmax(student / student_temp_, -1).chunk(n_crops_);
   const double temp = teacher_temp_[step];
   auto t = (sinkhorn_ ? sinkhorn_knopp(teacher.detach(), temp, teacher.size(0) * world_size, all_reduce)
                       : torch::softmax((teacher - center_) / temp, -1).detach())
@@ -86,7 +87,7 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
   for (int iq = 0; iq < 2; ++iq) {
     for (int v = 0; v < n_crops_; ++v) {
       if (v == iq) continue;
-      auto l = torch::sum(-t[iq] * torch::log_softmax(s[v], -1), -1).mean();
+      auto l = torch::sum(-t[iq] * s[v], -1).mean();
       total = total.defined() ? total + l : l;
       ++n_terms;
     }
