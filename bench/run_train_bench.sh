@@ -11,6 +11,8 @@ PY=/usr/bin/python3
 D=${MEDFM_DATA:-$HOME/.cache/medfm/data}
 mkdir -p "$OUT"
 : > "$OUT/steps.jsonl"
+stat() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }  # total, steal (ticks)
+read -r tot0 steal0 < <(stat)
 # method model img local n_local batch dino_out
 while read -r m model img local nl batch out; do
   for rep in 1 2; do
@@ -25,6 +27,8 @@ dino vit_small_patch16_224 224 96 8 16 65536
 mae vit_small_patch16_224 224 224 0 32 0
 simclr vit_small_patch16_224 224 224 0 16 0
 EOF2
+read -r tot1 steal1 < <(stat)
+echo "$(echo "($steal1 - $steal0) / ($tot1 - $tot0)" | bc -l)" > "$OUT/steal.txt"
 # Two-process scaling of the whole pipeline (views made on loader threads, DINO tiny, 16 steps).
 : > "$OUT/scaling.jsonl"
 for n in 1 2; do
@@ -44,13 +48,16 @@ for r in rows:
     k = (r["method"], r["model"], r["img"], r["batch"], r["n_local"])
     if k not in keys:
         keys.append(k)
-print("| method | model | img | local crops | batch | medfm img/s | PyTorch eager img/s | ratio |")
-print("|---|---|---|---|---|---|---|---|")
+print("| method | model | img | local crops | batch | medfm img/s | PyTorch eager img/s | ratio | medfm img/CPU-s | eager img/CPU-s | ratio (CPU time) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for k in keys:
-    m = [r["images_per_s"] for r in rows if (r["method"], r["model"], r["img"], r["batch"], r["n_local"]) == k and r["impl"] == "medfm"]
-    p = [r["images_per_s"] for r in rows if (r["method"], r["model"], r["img"], r["batch"], r["n_local"]) == k and r["impl"] != "medfm"]
-    mm, pp = sorted(m)[len(m) // 2], sorted(p)[len(p) // 2]
-    print(f"| {k[0]} | {k[1]} | {k[2]} | {k[4]} | {k[3]} | {mm:.1f} | {pp:.1f} | {mm / pp:.2f}x |")
+    def best(field, medfm):
+        v = [r[field] for r in rows if (r["method"], r["model"], r["img"], r["batch"], r["n_local"]) == k and (r["impl"] == "medfm") == medfm]
+        return sorted(v)[len(v) // 2]
+    mm, pp, mc, pc = best("images_per_s", True), best("images_per_s", False), best("images_per_cpu_s", True), best("images_per_cpu_s", False)
+    print(f"| {k[0]} | {k[1]} | {k[2]} | {k[4]} | {k[3]} | {mm:.1f} | {pp:.1f} | {mm / pp:.2f}x | {mc:.1f} | {pc:.1f} | {mc / pc:.2f}x |")
+st = open(out + "/steal.txt").read().split()
+print(f"\nCPU time stolen by the hypervisor during the step runs: {100 * float(st[0]):.0f}% (/proc/stat)")
 sc = [json.loads(l) for l in open(out + "/scaling.jsonl")]
 print()
 for r in sc:
