@@ -431,8 +431,8 @@ Palette read_palette(const gdcm::DataSet& ds, const std::string& path) {
 
 // Step 3: the gdcm::Image to decode. Assembled from the pixel module here: GDCM's ImageReader
 // would also run its geometry helpers (spacing, origin, direction, z spacing from positions),
-// whose assertions abort on malformed values medfm reads itself anyway. Palette colour images
-// still go through ImageReader (its lookup-table code needs the full image).
+// whose assertions abort on malformed values medfm reads itself anyway. Palette colour indices are
+// decoded as one-sample images and looked up by medfm.
 struct ImageToDecode {
   gdcm::Image built;
   const gdcm::Image* im = &built;
