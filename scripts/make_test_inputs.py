@@ -262,7 +262,7 @@ def make_enhanced(data, out):
 def make_palette(data, out):
     """PALETTE COLOR images from real pixels: pydicom's MR_small (64x64) scaled to 8-bit indices into
     a 256-entry 16-bit colour map, uncompressed and RLE; and a twin whose red table is cut to 16
-    entries while its descriptor still says 256 (damage GDCM's lookup must not turn into a crash)."""
+    entries while its descriptor still says 256 (refused by the structural check before any lookup)."""
     from pydicom.uid import RLELossless, ExplicitVRLittleEndian
     src = pydicom.dcmread(os.path.join(data, "pydicom", "MR_small.dcm"))
     v = src.pixel_array.astype(np.float64)
