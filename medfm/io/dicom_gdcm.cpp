@@ -435,23 +435,9 @@ Palette read_palette(const gdcm::DataSet& ds, const std::string& path) {
 // decoded as one-sample images and looked up by medfm.
 struct ImageToDecode {
   gdcm::Image built;
-  const gdcm::Image* im = &built;
   int sign_extend_bits = 0;         // > 0: decoded samples are two's complement in this many bits
   std::optional<Palette> palette;  // set: the samples are indices into it
 };
-
-std::string fault_message(const IsolatedRun& r, const IsolationLimits& lim, const std::string& decoder,
-                          const std::string& path) {
-  const bool fault = r.signal || r.timed_out || r.out_of_memory;
-  return "dicom: the " + decoder + " " + (fault ? r.describe(lim) : "failed") + " on '" + path + "' (" +
-         (fault ? "corrupt pixel data" : (r.error.empty() ? "truncated or corrupt" : first_line(r.error))) + ")";
-}
-
-void debug_messages(const IsolatedRun& r, const std::string& decoder, const std::string& path) {
-  std::istringstream lines(r.messages);
-  for (std::string line; std::getline(lines, line);)
-    if (!line.empty()) spdlog::debug("dicom: {} on '{}': {}", decoder, path, line);
-}
 
 void assemble_image(ImageToDecode& out, const gdcm::Reader& reader, const Header& ph, const std::string& path) {
   const gdcm::DataSet& rds = reader.GetFile().GetDataSet();
@@ -539,13 +525,18 @@ at::Tensor decode_isolated(const gdcm::Image& im, unsigned long len, const std::
   lim.seconds = 60 + static_cast<double>(bytes) / (8 << 20);
   char* dst = static_cast<char*>(out.data());
   const IsolatedRun r = run_isolated([&] { return im.GetBuffer(dst); }, lim);
-  debug_messages(r, transfer_syntax + " decoder", path);
+  std::istringstream lines(r.messages);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) spdlog::debug("dicom: {} decoder on '{}': {}", transfer_syntax, path, line);
   if (r.ok) {
     void* p = out.release();
     return torch::from_blob(p, {static_cast<int64_t>(bytes / 8)}, [bytes](void* q) { unmap_shared(q, bytes); },
                             at::TensorOptions().dtype(at::kDouble));
   }
-  throw FormatError(fault_message(r, lim, transfer_syntax + " decoder", path));
+  const bool fault = r.signal || r.timed_out || r.out_of_memory;
+  throw FormatError("dicom: the " + transfer_syntax + " decoder " + (fault ? r.describe(lim) : "failed") + " on '" + path +
+                    "' (" + (fault ? "corrupt pixel data" : (r.error.empty() ? "truncated or corrupt" : first_line(r.error))) +
+                    ")");
 }
 
 // Step 5: the decoded samples, flat, in their stored type (unsigned 16/32-bit widened, 1-bit
@@ -673,7 +664,7 @@ Decoded decode_file(const std::string& path, bool include_phi, bool isolate) {
   const Header ph = read_header_fields(reader.GetFile().GetDataSet(), path, include_phi);
   ImageToDecode img;
   assemble_image(img, reader, ph, path);
-  const gdcm::Image& im = *img.im;
+  const gdcm::Image& im = img.built;
 
   Decoded d;
   d.header = ph;
