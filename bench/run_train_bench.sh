@@ -2,7 +2,8 @@
 # Training-step throughput: medfm's objectives (medfm_bench_train) against the same objectives in
 # PyTorch eager (train_peer.py, Debian's torch 1.13) in the same run, alternating, on fixed random
 # views; then two-process scaling of `medfm pretrain` (c10d Gloo on loopback) drawn as a figure.
-# Usage: run_train_bench.sh [BUILD_DIR=build] [OUT=/tmp/medfm_train_bench]
+# Usage: [REPS=3] [ROWS=tiny] run_train_bench.sh [BUILD_DIR=build] [OUT=/tmp/medfm_train_bench]
+# (ROWS greps the table of configurations below: "tiny" for the ViT-Ti rows only)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 B=$(readlink -f "${1:-$HERE/../build}")
@@ -13,13 +14,17 @@ mkdir -p "$OUT"
 : > "$OUT/steps.jsonl"
 stat() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }  # total, steal (ticks)
 read -r tot0 steal0 < <(stat)
-# method model img local n_local batch dino_out
+TUNED=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647
+# method model img local n_local batch dino_out (ROWS=tiny: the ViT-Ti rows only)
 while read -r m model img local nl batch out; do
-  for rep in 1 2; do
+  for rep in $(seq "${REPS:-3}"); do
     DINO_OUT=$out "$B/bench/medfm_bench_train" "$m" "$model" "$img" "$local" "$nl" "$batch" 5 >> "$OUT/steps.jsonl"
     DINO_OUT=$out $PY "$HERE/train_peer.py" "$m" "$model" "$img" "$local" "$nl" "$batch" 5 >> "$OUT/steps.jsonl"
+    # The eager peer given the allocator setting medfm makes for itself (runtime.h retain_freed_memory),
+    # through glibc's environment tunables: what a PyTorch user could set by hand.
+    GLIBC_TUNABLES=$TUNED PEER_LABEL=pytorch-eager-tuned DINO_OUT=$out $PY "$HERE/train_peer.py" "$m" "$model" "$img" "$local" "$nl" "$batch" 5 >> "$OUT/steps.jsonl"
   done
-done <<'EOF2'
+done < <(grep "${ROWS:-}" <<'EOF2'
 dino vit_tiny_patch16_224 96 48 6 32 4096
 mae vit_tiny_patch16_224 96 96 0 64 0
 simclr vit_tiny_patch16_224 96 96 0 64 0
@@ -27,6 +32,7 @@ dino vit_small_patch16_224 224 96 8 16 65536
 mae vit_small_patch16_224 224 224 0 32 0
 simclr vit_small_patch16_224 224 224 0 16 0
 EOF2
+)
 read -r tot1 steal1 < <(stat)
 echo "$(echo "($steal1 - $steal0) / ($tot1 - $tot0)" | bc -l)" > "$OUT/steal.txt"
 # Two-process scaling of the whole pipeline (views made on loader threads, DINO tiny, 16 steps).
@@ -48,14 +54,16 @@ for r in rows:
     k = (r["method"], r["model"], r["img"], r["batch"], r["n_local"])
     if k not in keys:
         keys.append(k)
-print("| method | model | img | local crops | batch | medfm img/s | PyTorch eager img/s | ratio | medfm img/CPU-s | eager img/CPU-s | ratio (CPU time) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| method | model | img | local crops | batch | medfm img/s | eager img/s | ratio | eager, tuned malloc, img/s | ratio | medfm img/CPU-s | eager img/CPU-s | ratio (CPU time) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for k in keys:
-    def best(field, medfm):
-        v = [r[field] for r in rows if (r["method"], r["model"], r["img"], r["batch"], r["n_local"]) == k and (r["impl"] == "medfm") == medfm]
-        return sorted(v)[len(v) // 2]
-    mm, pp, mc, pc = best("images_per_s", True), best("images_per_s", False), best("images_per_cpu_s", True), best("images_per_cpu_s", False)
-    print(f"| {k[0]} | {k[1]} | {k[2]} | {k[4]} | {k[3]} | {mm:.1f} | {pp:.1f} | {mm / pp:.2f}x | {mc:.1f} | {pc:.1f} | {mc / pc:.2f}x |")
+    def med(field, impl):  # the median over repetitions
+        v = sorted(r[field] for r in rows if (r["method"], r["model"], r["img"], r["batch"], r["n_local"]) == k and r["impl"] == impl)
+        return v[len(v) // 2] if v else float("nan")
+    mm, pp, pt = med("images_per_s", "medfm"), med("images_per_s", "pytorch-eager"), med("images_per_s", "pytorch-eager-tuned")
+    mc, pc = med("images_per_cpu_s", "medfm"), med("images_per_cpu_s", "pytorch-eager")
+    loc = f"{k[4]}" if k[4] else "-"
+    print(f"| {k[0]} | {k[1]} | {k[2]} | {loc} | {k[3]} | {mm:.1f} | {pp:.1f} | {mm / pp:.2f}x | {pt:.1f} | {mm / pt:.2f}x | {mc:.1f} | {pc:.1f} | {mc / pc:.2f}x |")
 st = open(out + "/steal.txt").read().split()
 print(f"\nCPU time stolen by the hypervisor during the step runs: {100 * float(st[0]):.0f}% (/proc/stat)")
 sc = [json.loads(l) for l in open(out + "/scaling.jsonl")]

@@ -3,6 +3,7 @@
 // Usage: medfm_bench_train METHOD MODEL IMG LOCAL_IMG N_LOCAL BATCH [STEPS=6] [OVERRIDES=""]
 //   METHOD dino | mae | simclr; prints one JSON line (median images/s over STEPS after one warm-up).
 #include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> ov{"img_size=" + std::to_string(img)};
   if (argc > 8 && std::string(argv[8]).size()) ov.push_back(argv[8]);
   medfm::set_threads(0);
+  // As `medfm pretrain` does (runtime.h); MEDFM_BENCH_DEFAULT_MALLOC=1 measures without it.
+  if (!std::getenv("MEDFM_BENCH_DEFAULT_MALLOC")) medfm::retain_freed_memory();
   torch::manual_seed(0);
   auto vit = medfm::models::create_vit(model, medfm::models::parse_overrides(ov));
   vit->train();
@@ -65,7 +68,10 @@ int main(int argc, char** argv) {
   // charged to the process, so images per CPU-second is steadier than images/s on a busy host).
   std::vector<double> rates, cpu_rates;
   double loss = 0;
+  // MEDFM_PROFILE=trace.json: the autograd profiler's chrome trace of the timed steps.
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
   for (int s = 0; s <= steps; ++s) {
+    if (s == 1 && std::getenv("MEDFM_PROFILE")) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(std::getenv("MEDFM_PROFILE"));
     const auto t0 = std::chrono::steady_clock::now();
     const std::clock_t c0 = std::clock();
     loss = trainer.step(v).loss;
@@ -73,6 +79,7 @@ int main(int argc, char** argv) {
     const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
     if (s > 0) rates.push_back(batch / dt), cpu_rates.push_back(batch / cpu);
   }
+  prof.reset();
   std::sort(rates.begin(), rates.end());
   std::sort(cpu_rates.begin(), cpu_rates.end());
   std::cout << nlohmann::json{{"impl", "medfm"}, {"method", method}, {"model", model}, {"img", img}, {"batch", batch},

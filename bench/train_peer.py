@@ -117,16 +117,23 @@ def main(method, model, img, local, n_local, batch, steps=6):
     no_decay = [q for q in params if q.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-4, weight_decay=0.04)
     rates, cpu_rates = [], []
+    prof = None  # MEDFM_PROFILE=trace.json: the autograd profiler's chrome trace of the timed steps
     for it in range(steps + 1):
+        if it == 1 and os.environ.get("MEDFM_PROFILE"):
+            prof = torch.autograd.profiler.profile()
+            prof.__enter__()
         t0, c0 = time.perf_counter(), time.process_time()
         loss = step(it)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         if it > 0:
             rates.append(batch / dt)
             cpu_rates.append(batch / cpu)
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        prof.export_chrome_trace(os.environ["MEDFM_PROFILE"])
     rates.sort()
     cpu_rates.sort()
-    print(json.dumps({"impl": "pytorch-eager", "method": method, "model": model, "img": img, "batch": batch,
+    print(json.dumps({"impl": os.environ.get("PEER_LABEL", "pytorch-eager"), "method": method, "model": model, "img": img, "batch": batch,
                       "n_local": n_local, "threads": torch.get_num_threads(), "images_per_s": rates[len(rates) // 2],
                       "images_per_cpu_s": cpu_rates[len(cpu_rates) // 2],
                       "last_loss": float(loss)}))

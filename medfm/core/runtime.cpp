@@ -10,10 +10,14 @@
 #include <torch/version.h>
 
 #include <dlfcn.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "medfm/core/build_info.h"
@@ -124,6 +128,17 @@ uint64_t max_memory() {
 }
 
 void set_max_memory(uint64_t bytes) { g_max_memory = bytes; }
+
+bool retain_freed_memory() {
+#ifdef __GLIBC__
+  // glibc refuses thresholds over half its heap size (HEAP_MAX_SIZE / 2 = 32 MiB on 64-bit).
+  const bool mmap_ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;
+  const bool trim_ok = mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
+  return mmap_ok && trim_ok;
+#else
+  return false;
+#endif
+}
 
 void check_memory(double bytes, const std::string& what) {
   const double budget = static_cast<double>(max_memory());

@@ -13,6 +13,7 @@
 
 #include "medfm/core/atomic_file.h"
 #include "medfm/core/error.h"
+#include "medfm/core/runtime.h"
 #include "medfm/core/hash.h"
 #include "medfm/core/rng.h"
 #include "medfm/core/safetensors.h"
@@ -89,6 +90,7 @@ FinetuneSummary run_finetune(const FinetuneJob& job, const std::string& resolved
                                  job.layer_decay > 0 && job.layer_decay <= 1 && job.crop_scale > 0 && job.crop_scale <= 1,
                 "finetune: epochs ", job.epochs, ", batch_size ", job.batch_size, ", lr ", job.lr, ", layer_decay ", job.layer_decay,
                 ", crop_scale ", job.crop_scale);
+  retain_freed_memory();  // each step's activations reuse the last step's memory (runtime.h)
   auto tr = read_labelled(job.train, job.label_column);
   auto va = read_labelled(job.val, job.label_column);
   eval::align_classes(tr.labels, va.labels, "finetune: '" + job.val + "'");

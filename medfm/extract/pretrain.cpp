@@ -17,6 +17,7 @@
 #include "medfm/core/atomic_file.h"
 #include "medfm/core/config.h"
 #include "medfm/core/error.h"
+#include "medfm/core/runtime.h"
 #include "medfm/core/safetensors.h"
 #include "medfm/eval/chart.h"
 #include "medfm/models/checkpoint.h"
@@ -376,6 +377,7 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
                             const std::function<void(const PretrainProgress&)>& progress,
                             const std::function<void(const std::string&)>& log) {
   validate(job);
+  retain_freed_memory();  // each step's activations reuse the last step's memory (runtime.h)
   auto dist = train::Dist::from_env();
   const bool lead = dist->rank() == 0;  // only rank 0 writes the run directory and reports
   auto say = [&](const std::string& s) {

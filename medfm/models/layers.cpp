@@ -47,9 +47,94 @@ void attention_pair_blas(const float* q, const float* k, const float* v, int T, 
   kernels::softmax_rows(s, T, T, T);
   sgemm('N', 'N', hd, T, T, 1.0f, v, ld, s, T, 0.0f, out, ld_out);
 }
+
+// Row-major C[m,n] = alpha op(A) op(B) + beta C (op = transpose where ta / tb): the column-major
+// product C^T = op(B)^T op(A)^T, since a row-major matrix read column-major is its transpose.
+void gemm_rows(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
+               float beta, float* c, int ldc) {
+  sgemm(tb ? 'T' : 'N', ta ? 'T' : 'N', n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
+}
+
+int to_int(int64_t v) { return static_cast<int>(v); }
+
+// Attention for training on CPU in float32, per (image, head) pair as attention_pairs, with
+// autograd. Forward keeps the softmax P [B,H,T,T] (the batched reference keeps it as well, with
+// scaled q, k^T and v copies). Backward per pair, everything in qkv's own layout:
+//   dV = P^T dO,  dP = dO V^T,  dS = scale P (dP - rowsum(dP P)),  dQ = dS K,  dK = dS^T Q,
+// written straight into one [B,T,3,H,hd] gradient (the reference's backward makes the three
+// head-major gradients and then permutes and stacks them back into that layout).
+struct PairAttention : torch::autograd::Function<PairAttention> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& qkv, double scale) {
+    const int64_t B = qkv.size(0), T = qkv.size(1), H = qkv.size(3), hd = qkv.size(4);
+    auto p = at::empty({B, H, T, T}, qkv.options());
+    auto out = at::empty({B, T, H, hd}, qkv.options());
+    const float* in = qkv.data_ptr<float>();
+    float* pp = p.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    const int64_t ld = 3 * H * hd, ld_out = H * hd;
+    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t b = i / H, h = i % H;
+        const float* q = in + b * T * ld + h * hd;
+        attention_pair_blas(q, q + H * hd, q + 2 * H * hd, to_int(T), to_int(hd), to_int(ld), static_cast<float>(scale),
+                            pp + i * T * T, o + b * T * ld_out + h * hd, to_int(ld_out));
+      }
+    });
+    ctx->save_for_backward({qkv, p});
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& qkv = saved[0];
+    const auto& p = saved[1];
+    const auto scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    const auto go = grads[0].contiguous();  // [B,T,H,hd]
+    const int64_t B = qkv.size(0), T = qkv.size(1), H = qkv.size(3), hd = qkv.size(4);
+    auto g = at::empty_like(qkv);  // every element is written below
+    const float* in = qkv.data_ptr<float>();
+    const float* pp = p.data_ptr<float>();
+    const float* gop = go.data_ptr<float>();
+    float* gp = g.data_ptr<float>();
+    const int ld = to_int(3 * H * hd), ld_out = to_int(H * hd), t = to_int(T), d = to_int(hd);
+    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> ds(static_cast<size_t>(T * T));
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t b = i / H, h = i % H, base = b * T * ld + h * hd;
+        const float *q = in + base, *k = q + H * hd, *v = q + 2 * H * hd;
+        const float* pr = pp + i * T * T;
+        const float* dout = gop + b * T * ld_out + h * hd;
+        float *dq = gp + base, *dk = dq + H * hd, *dv = dq + 2 * H * hd;
+        gemm_rows(true, false, t, d, t, 1.0f, pr, t, dout, ld_out, 0.0f, dv, ld);      // dV = P^T dO
+        gemm_rows(false, true, t, t, d, 1.0f, dout, ld_out, v, ld, 0.0f, ds.data(), t);  // dP = dO V^T
+        for (int64_t r = 0; r < T; ++r) {  // softmax backward, times the scale of the scores
+          const float* prow = pr + r * T;
+          float* drow = ds.data() + r * T;
+          float dot = 0;
+          for (int64_t c = 0; c < T; ++c) dot += drow[c] * prow[c];
+          for (int64_t c = 0; c < T; ++c) drow[c] = scale * prow[c] * (drow[c] - dot);
+        }
+        gemm_rows(false, false, t, d, t, 1.0f, ds.data(), t, k, ld, 0.0f, dq, ld);  // dQ = dS K
+        gemm_rows(true, false, t, d, t, 1.0f, ds.data(), t, q, ld, 0.0f, dk, ld);   // dK = dS^T Q
+      }
+    });
+    return {g, torch::Tensor()};
+  }
+};
 #endif
 
 }  // namespace
+
+torch::Tensor attention_train(const torch::Tensor& qkv, double scale) {
+#ifdef MEDFM_HAVE_FORTRAN_BLAS
+  if (qkv.is_cpu() && qkv.scalar_type() == at::kFloat && qkv.is_contiguous() && !at::autocast::is_cpu_enabled() &&
+      3 * qkv.size(3) * qkv.size(4) * qkv.size(1) < (int64_t{1} << 31))
+    return PairAttention::apply(qkv, scale);
+#endif
+  return attention_reference(qkv, scale);
+}
 
 // One (image, head) pair per task: q k^T, softmax and (.) v for a pair stay in one core's cache,
 // and each small GEMM runs single-threaded inside the parallel region (OpenBLAS does not start
@@ -201,7 +286,13 @@ torch::Tensor AttentionImpl::context(const torch::Tensor& x) {
   // Eval mode only: a checkpointed block in training runs its forward without autograd and must
   // give what its recomputation with autograd gives.
   const bool pairs = inference && packed.scalar_type() == at::kFloat;
-  auto o = pairs ? attention_pairs(packed, scale) : attention_reference(packed, scale);
+  // Training (or autograd) on CPU in float32: the per-pair kernels with their own backward. In
+  // training mode also without autograd, so a checkpointed block's first forward gives exactly
+  // what its recomputation gives.
+  const bool train_pairs = fast_path && !pairs && (is_training() || at::GradMode::is_enabled());
+  auto o = pairs         ? attention_pairs(packed, scale)
+           : train_pairs ? attention_train(packed, scale)
+                         : attention_reference(packed, scale);
   return o.view({B, T, dim_});  // [B,T,H,hd] -> [B,T,D]
 }
 

@@ -24,6 +24,9 @@ namespace medfm::models {
 // (differentiable, any device). Pairs: CPU only, inference only, same values.
 torch::Tensor attention_reference(const torch::Tensor& qkv, double scale);
 torch::Tensor attention_pairs(const torch::Tensor& qkv, double scale);
+// Differentiable, for training: the per-pair kernels with a per-pair backward (CPU, float32,
+// contiguous qkv, no autocast); anything else goes to attention_reference.
+torch::Tensor attention_train(const torch::Tensor& qkv, double scale);
 
 // y = x W^T + b through at::linear (one GEMM with the bias fused, autocast-aware), plus the
 // low-rank update when the layer is a LoraLinear (lora.h).
