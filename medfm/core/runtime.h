@@ -37,8 +37,8 @@ uint64_t parse_bytes(const std::string& text);
 
 // For training loops on CPU: freed memory stays in the process for the next step. By default glibc
 // serves blocks over a sliding threshold with fresh mmap()s and gives the heap's free top back to
-// the kernel, so every step page-faults its activations in again (a ViT-Ti MAE step: 4x fewer
-// page faults and 10-20% more images/s with this, bench/RESULTS.md). Sets glibc's mmap threshold to
+// the kernel, so every step page-faults its activations in again (ViT-Ti MAE bench, 11 steps:
+// 617,000 -> 168,000 page faults; 11-22% more images/s in three paired runs; bench/RESULTS.md). Sets glibc's mmap threshold to
 // its maximum (32 MiB) and turns heap trimming off; the process keeps its peak memory until it
 // exits, as PyTorch's CUDA caching allocator does. A no-op without glibc. Returns whether it applied.
 bool retain_freed_memory();
