@@ -12,8 +12,8 @@ PY=/usr/bin/python3
 D=${MEDFM_DATA:-$HOME/.cache/medfm/data}
 mkdir -p "$OUT"
 : > "$OUT/steps.jsonl"
-stat() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }  # total, steal (ticks)
-read -r tot0 steal0 < <(stat)
+cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }  # total, steal (ticks)
+read -r tot0 steal0 < <(cpu_ticks)
 TUNED=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647
 # method model img local n_local batch dino_out (ROWS=tiny: the ViT-Ti rows only)
 while read -r m model img local nl batch out; do
@@ -33,7 +33,7 @@ mae vit_small_patch16_224 224 224 0 32 0
 simclr vit_small_patch16_224 224 224 0 16 0
 EOF2
 )
-read -r tot1 steal1 < <(stat)
+read -r tot1 steal1 < <(cpu_ticks)
 echo "$(echo "($steal1 - $steal0) / ($tot1 - $tot0)" | bc -l)" > "$OUT/steal.txt"
 # Two-process scaling of the whole pipeline (views made on loader threads, DINO tiny, 16 steps).
 : > "$OUT/scaling.jsonl"

@@ -48,14 +48,38 @@ void attention_pair_blas(const float* q, const float* k, const float* v, int T, 
   sgemm('N', 'N', hd, T, T, 1.0f, v, ld, s, T, 0.0f, out, ld_out);
 }
 
+// Whether the BLAS pair kernels take this qkv: contiguous float32, row offsets within int.
+bool blas_pairs_ok(const torch::Tensor& qkv) {
+  return qkv.scalar_type() == at::kFloat && qkv.is_contiguous() && 3 * qkv.size(3) * qkv.size(4) * qkv.size(1) < (int64_t{1} << 31);
+}
+
+int to_int(int64_t v) { return static_cast<int>(v); }
+
+// Every (image, head) pair of qkv [B,T,3,H,hd] (blas_pairs_ok) into out [B,T,H,hd], one pair per
+// task. Pair i's softmax goes to probs + i T T when probs is given (training keeps it for the
+// backward), else to a per-thread scratch.
+void attention_pairs_blas(const torch::Tensor& qkv, double scale, float* probs, torch::Tensor& out) {
+  const int64_t B = qkv.size(0), T = qkv.size(1), H = qkv.size(3), hd = qkv.size(4);
+  const float* in = qkv.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const int64_t ld = 3 * H * hd, ld_out = H * hd;
+  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(probs ? 0 : static_cast<size_t>(T * T));
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / H, h = i % H;
+      const float* q = in + b * T * ld + h * hd;
+      attention_pair_blas(q, q + H * hd, q + 2 * H * hd, to_int(T), to_int(hd), to_int(ld), static_cast<float>(scale),
+                          probs ? probs + i * T * T : scratch.data(), o + b * T * ld_out + h * hd, to_int(ld_out));
+    }
+  });
+}
+
 // Row-major C[m,n] = alpha op(A) op(B) + beta C (op = transpose where ta / tb): the column-major
 // product C^T = op(B)^T op(A)^T, since a row-major matrix read column-major is its transpose.
 void gemm_rows(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
                float beta, float* c, int ldc) {
   sgemm(tb ? 'T' : 'N', ta ? 'T' : 'N', n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
 }
-
-int to_int(int64_t v) { return static_cast<int>(v); }
 
 // Attention for training on CPU in float32, per (image, head) pair as attention_pairs, with
 // autograd. Forward keeps the softmax P [B,H,T,T] (the batched reference keeps it as well, with
@@ -68,18 +92,7 @@ struct PairAttention : torch::autograd::Function<PairAttention> {
     const int64_t B = qkv.size(0), T = qkv.size(1), H = qkv.size(3), hd = qkv.size(4);
     auto p = at::empty({B, H, T, T}, qkv.options());
     auto out = at::empty({B, T, H, hd}, qkv.options());
-    const float* in = qkv.data_ptr<float>();
-    float* pp = p.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    const int64_t ld = 3 * H * hd, ld_out = H * hd;
-    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t b = i / H, h = i % H;
-        const float* q = in + b * T * ld + h * hd;
-        attention_pair_blas(q, q + H * hd, q + 2 * H * hd, to_int(T), to_int(hd), to_int(ld), static_cast<float>(scale),
-                            pp + i * T * T, o + b * T * ld_out + h * hd, to_int(ld_out));
-      }
-    });
+    attention_pairs_blas(qkv, scale, p.data_ptr<float>(), out);
     ctx->save_for_backward({qkv, p});
     ctx->saved_data["scale"] = scale;
     return out;
@@ -129,9 +142,7 @@ struct PairAttention : torch::autograd::Function<PairAttention> {
 
 torch::Tensor attention_train(const torch::Tensor& qkv, double scale) {
 #ifdef MEDFM_HAVE_FORTRAN_BLAS
-  if (qkv.is_cpu() && qkv.scalar_type() == at::kFloat && qkv.is_contiguous() && !at::autocast::is_cpu_enabled() &&
-      3 * qkv.size(3) * qkv.size(4) * qkv.size(1) < (int64_t{1} << 31))
-    return PairAttention::apply(qkv, scale);
+  if (qkv.is_cpu() && !at::autocast::is_cpu_enabled() && blas_pairs_ok(qkv)) return PairAttention::apply(qkv, scale);
 #endif
   return attention_reference(qkv, scale);
 }
@@ -148,20 +159,8 @@ torch::Tensor attention_pairs(const torch::Tensor& qkv, double scale) {
   const int64_t B = qkv.size(0), T = qkv.size(1), H = qkv.size(3), hd = qkv.size(4);
   auto out = at::empty({B, T, H, hd}, qkv.options());
 #ifdef MEDFM_HAVE_FORTRAN_BLAS
-  if (qkv.scalar_type() == at::kFloat && qkv.is_contiguous() && 3 * H * hd * T < (int64_t{1} << 31)) {
-    const float* in = qkv.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    const int64_t ld = 3 * H * hd, ld_out = H * hd;
-    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> s(static_cast<size_t>(T * T));
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t b = i / H, h = i % H;
-        const float* q = in + b * T * ld + h * hd;
-        attention_pair_blas(q, q + H * hd, q + 2 * H * hd, static_cast<int>(T), static_cast<int>(hd),
-                            static_cast<int>(ld), static_cast<float>(scale), s.data(), o + b * T * ld_out + h * hd,
-                            static_cast<int>(ld_out));
-      }
-    });
+  if (blas_pairs_ok(qkv)) {
+    attention_pairs_blas(qkv, scale, nullptr, out);
     return out;
   }
 #endif
