@@ -33,7 +33,7 @@ echo "{\"method\": \"raw pixels\", \"probe\": $($PY "$HERE/probe.py" --pixels "$
 echo "{\"method\": \"random weights\", \"probe\": $(embed_probe random --model vit_tiny_patch16_224 --set "model.overrides=$ARCH" --set preprocess.resize=32 --set preprocess.crop=32)}" >> "$OUT/results.jsonl"
 # method:steps:base lr (METHODS overrides, e.g. METHODS="dino:100:2e-3" for a quick look; EXTRA adds
 # pre-training flags, e.g. EXTRA="--set ibot.koleo_weight=0.02")
-for spec in ${METHODS:-dino:900:2e-3 ibot:400:2e-3 dinov2:420:2e-3 mae:2000:1.5e-3 simclr:600:1e-3}; do
+for spec in ${METHODS:-dino:900:2e-3 ibot:400:2e-3 dinov2:420:2e-3 mae:1900:1.5e-3 simclr:600:1e-3}; do
   IFS=: read -r m steps blr <<< "$spec"
   rm -rf "$OUT/run_$m"
   start=$(date +%s.%N)
