@@ -52,10 +52,27 @@ void softmax_row_portable(float* x, int64_t n) {
   for (int64_t j = 0; j < n; ++j) x[j] *= inv;
 }
 
+constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143268f;
+
 void bias_gelu_row_portable(float* x, int64_t n, const float* bias) {
   for (int64_t j = 0; j < n; ++j) {
     const float v = x[j] + bias[j];
-    x[j] = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+    x[j] = 0.5f * v * (1.0f + std::erf(v * kInvSqrt2));
+  }
+}
+
+void gelu_train_row_portable(float* pre, float* out, int64_t n, const float* bias) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = pre[j] += bias[j];
+    out[j] = 0.5f * v * (1.0f + std::erf(v * kInvSqrt2));
+  }
+}
+
+void gelu_backward_row_portable(const float* g, const float* pre, float* out, int64_t n, float* colsum) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float x = pre[j];
+    const float d = 0.5f * (1.0f + std::erf(x * kInvSqrt2)) + x * std::exp(-0.5f * x * x) * kInvSqrt2Pi;
+    colsum[j] += (out[j] = g[j] * d);
   }
 }
 
@@ -115,18 +132,54 @@ __attribute__((target("avx512f"))) bool softmax_row_avx512(float* x, int64_t n) 
   return true;
 }
 
-__attribute__((target("avx512f"))) inline __m512 gelu16(__m512 v) {
-  const __m512 u = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f));
+// erf(v / sqrt 2), and in *e the Gaussian factor exp(-v^2 / 2) it computes on the way.
+__attribute__((target("avx512f"))) inline __m512 erf16(__m512 v, __m512* e_out) {
+  const __m512 u = _mm512_mul_ps(v, _mm512_set1_ps(kInvSqrt2));
   const __m512 a = _mm512_abs_ps(u);
   const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(a, _mm512_set1_ps(kErfP), _mm512_set1_ps(1.0f)));
   __m512 p = _mm512_set1_ps(kErfA[4]);
   for (int i = 3; i >= 0; --i) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(kErfA[i]));
   const __m512 e = exp_neg16(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), a));
+  *e_out = e;
   __m512 erf_abs = _mm512_fnmadd_ps(_mm512_mul_ps(p, t), e, _mm512_set1_ps(1.0f));
   // erf is odd: copy u's sign onto erf(|u|)
   const __m512i sign = _mm512_and_si512(_mm512_castps_si512(u), _mm512_set1_epi32(static_cast<int32_t>(0x80000000u)));
-  const __m512 erf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf_abs), sign));
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf_abs), sign));
+}
+
+__attribute__((target("avx512f"))) inline __m512 gelu16(__m512 v) {
+  __m512 e;
+  const __m512 erf = erf16(v, &e);
   return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
+}
+
+// gelu'(v) = (1 + erf) / 2 + v e / sqrt(2 pi)
+__attribute__((target("avx512f"))) inline __m512 gelu_grad16(__m512 v) {
+  __m512 e;
+  const __m512 erf = erf16(v, &e);
+  const __m512 half = _mm512_set1_ps(0.5f);
+  return _mm512_fmadd_ps(_mm512_mul_ps(v, e), _mm512_set1_ps(kInvSqrt2Pi), _mm512_fmadd_ps(half, erf, half));
+}
+
+__attribute__((target("avx512f"))) void gelu_train_row_avx512(float* pre, float* out, int64_t n, const float* bias) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 v = _mm512_add_ps(_mm512_loadu_ps(pre + j), _mm512_loadu_ps(bias + j));
+    _mm512_storeu_ps(pre + j, v);
+    _mm512_storeu_ps(out + j, gelu16(v));
+  }
+  if (j < n) gelu_train_row_portable(pre + j, out + j, n - j, bias + j);
+}
+
+__attribute__((target("avx512f"))) void gelu_backward_row_avx512(const float* g, const float* pre, float* out, int64_t n,
+                                                                 float* colsum) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 d = _mm512_mul_ps(_mm512_loadu_ps(g + j), gelu_grad16(_mm512_loadu_ps(pre + j)));
+    _mm512_storeu_ps(out + j, d);
+    _mm512_storeu_ps(colsum + j, _mm512_add_ps(_mm512_loadu_ps(colsum + j), d));
+  }
+  if (j < n) gelu_backward_row_portable(g + j, pre + j, out + j, n - j, colsum + j);
 }
 
 __attribute__((target("avx512f"))) void bias_gelu_row_avx512(float* x, int64_t n, const float* bias) {
@@ -151,17 +204,49 @@ __attribute__((target("avx2,fma"))) inline __m256 exp_neg8(__m256 x_in) {
   return _mm256_and_ps(keep, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
-__attribute__((target("avx2,fma"))) inline __m256 gelu8(__m256 v) {
-  const __m256 u = _mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f));
+__attribute__((target("avx2,fma"))) inline __m256 erf8(__m256 v, __m256* e_out) {  // as erf16
+  const __m256 u = _mm256_mul_ps(v, _mm256_set1_ps(kInvSqrt2));
   const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   const __m256 a = _mm256_andnot_ps(sign_mask, u);
   const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(kErfP), _mm256_set1_ps(1.0f)));
   __m256 p = _mm256_set1_ps(kErfA[4]);
   for (int i = 3; i >= 0; --i) p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(kErfA[i]));
   const __m256 e = exp_neg8(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), a), a));
+  *e_out = e;
   const __m256 erf_abs = _mm256_fnmadd_ps(_mm256_mul_ps(p, t), e, _mm256_set1_ps(1.0f));
-  const __m256 erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign_mask, u));
+  return _mm256_or_ps(erf_abs, _mm256_and_ps(sign_mask, u));
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 gelu8(__m256 v) {
+  __m256 e;
+  const __m256 erf = erf8(v, &e);
   return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
+}
+
+__attribute__((target("avx2,fma"))) void gelu_train_row_avx2(float* pre, float* out, int64_t n, const float* bias) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_add_ps(_mm256_loadu_ps(pre + j), _mm256_loadu_ps(bias + j));
+    _mm256_storeu_ps(pre + j, v);
+    _mm256_storeu_ps(out + j, gelu8(v));
+  }
+  if (j < n) gelu_train_row_portable(pre + j, out + j, n - j, bias + j);
+}
+
+__attribute__((target("avx2,fma"))) void gelu_backward_row_avx2(const float* g, const float* pre, float* out, int64_t n,
+                                                               float* colsum) {
+  int64_t j = 0;
+  const __m256 half = _mm256_set1_ps(0.5f);
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_loadu_ps(pre + j);
+    __m256 e;
+    const __m256 erf = erf8(v, &e);
+    const __m256 grad = _mm256_fmadd_ps(_mm256_mul_ps(v, e), _mm256_set1_ps(kInvSqrt2Pi), _mm256_fmadd_ps(half, erf, half));
+    const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(g + j), grad);
+    _mm256_storeu_ps(out + j, d);
+    _mm256_storeu_ps(colsum + j, _mm256_add_ps(_mm256_loadu_ps(colsum + j), d));
+  }
+  if (j < n) gelu_backward_row_portable(g + j, pre + j, out + j, n - j, colsum + j);
 }
 
 __attribute__((target("avx2,fma"))) void bias_gelu_row_avx2(float* x, int64_t n, const float* bias) {
@@ -280,6 +365,52 @@ void bias_gelu_rows_isa(Isa isa, float* x, int64_t rows, int64_t n, const float*
 
 void bias_gelu_rows(float* x, int64_t rows, int64_t n, const float* bias) {
   bias_gelu_rows_isa(best_isa(), x, rows, n, bias);
+}
+
+void bias_gelu_train_rows_isa(Isa isa, float* pre, float* out, int64_t rows, int64_t n, const float* bias) {
+  check_isa(isa, "bias_gelu_train_rows");
+  for (int64_t i = 0; i < rows; ++i) {
+    float *p = pre + i * n, *o = out + i * n;
+#ifdef MEDFM_X86_KERNELS
+    if (isa == Isa::kAvx512) {
+      gelu_train_row_avx512(p, o, n, bias);
+      continue;
+    }
+    if (isa == Isa::kAvx2) {
+      gelu_train_row_avx2(p, o, n, bias);
+      continue;
+    }
+#endif
+    gelu_train_row_portable(p, o, n, bias);
+  }
+}
+
+void bias_gelu_train_rows(float* pre, float* out, int64_t rows, int64_t n, const float* bias) {
+  bias_gelu_train_rows_isa(best_isa(), pre, out, rows, n, bias);
+}
+
+void gelu_backward_rows_isa(Isa isa, const float* grad, const float* pre, float* out, int64_t rows, int64_t n,
+                            float* colsum) {
+  check_isa(isa, "gelu_backward_rows");
+  for (int64_t i = 0; i < rows; ++i) {
+    const float *g = grad + i * n, *p = pre + i * n;
+    float* o = out + i * n;
+#ifdef MEDFM_X86_KERNELS
+    if (isa == Isa::kAvx512) {
+      gelu_backward_row_avx512(g, p, o, n, colsum);
+      continue;
+    }
+    if (isa == Isa::kAvx2) {
+      gelu_backward_row_avx2(g, p, o, n, colsum);
+      continue;
+    }
+#endif
+    gelu_backward_row_portable(g, p, o, n, colsum);
+  }
+}
+
+void gelu_backward_rows(const float* grad, const float* pre, float* out, int64_t rows, int64_t n, float* colsum) {
+  gelu_backward_rows_isa(best_isa(), grad, pre, out, rows, n, colsum);
 }
 
 }  // namespace medfm::models::kernels

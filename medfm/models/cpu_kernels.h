@@ -1,4 +1,4 @@
-// Small CPU kernels for the inference fast paths, without LibTorch (cheap to compile). Each picks
+// Small CPU kernels for the fast paths (inference, and the training MLP), without LibTorch (cheap to compile). Each picks
 // AVX-512, AVX2+FMA or portable code at run time from the CPU it runs on (GCC function
 // multi-versioning), so one binary serves every x86-64 machine; other architectures get the
 // portable code.
@@ -18,6 +18,14 @@ void softmax_rows(float* x, int64_t rows, int64_t n, int64_t ld);
 // uses std::erf.
 void bias_gelu_rows(float* x, int64_t rows, int64_t n, const float* bias);
 
+// For training (the MLP's hidden layer with its own backward): in place pre <- pre + bias, and
+// out <- gelu(pre), over `rows` contiguous rows of n floats. Same erf as bias_gelu_rows.
+void bias_gelu_train_rows(float* pre, float* out, int64_t rows, int64_t n, const float* bias);
+// GELU's backward over `rows` contiguous rows of n floats: out = grad * gelu'(pre), with
+// gelu'(x) = (1 + erf(x / sqrt 2)) / 2 + x exp(-x^2 / 2) / sqrt(2 pi); each column's sum of out
+// is added into colsum[n] (the bias gradient). out may be grad.
+void gelu_backward_rows(const float* grad, const float* pre, float* out, int64_t rows, int64_t n, float* colsum);
+
 // The instruction sets the kernels have code for; best_isa() is what softmax_rows uses here.
 // softmax_rows_isa runs one explicitly (tests compare them); asking for one this CPU lacks throws.
 enum class Isa { kPortable, kAvx2, kAvx512 };
@@ -25,5 +33,8 @@ Isa best_isa();
 const char* isa_name(Isa isa);
 void softmax_rows_isa(Isa isa, float* x, int64_t rows, int64_t n, int64_t ld);
 void bias_gelu_rows_isa(Isa isa, float* x, int64_t rows, int64_t n, const float* bias);
+void bias_gelu_train_rows_isa(Isa isa, float* pre, float* out, int64_t rows, int64_t n, const float* bias);
+void gelu_backward_rows_isa(Isa isa, const float* grad, const float* pre, float* out, int64_t rows, int64_t n,
+                            float* colsum);
 
 }  // namespace medfm::models::kernels

@@ -109,6 +109,43 @@ TEST(CpuKernels, BiasGeluMatchesNnGelu) {
   }
 }
 
+TEST(CpuKernels, TrainingGeluAndItsBackwardMatchLibTorch) {
+  // bias_gelu_train_rows keeps x + bias and writes gelu of it; gelu_backward_rows multiplies the
+  // gradient by gelu' (against at::gelu_backward), into another buffer or in place, and adds each
+  // column's sum into colsum.
+  torch::manual_seed(2);
+  for (Isa isa : isas()) {
+    for (int64_t n : {1, 7, 8, 17, 64, 771}) {
+      const int64_t rows = 9;
+      auto x = torch::randn({rows, n}) * 4.0;
+      auto bias = torch::randn({n});
+      x[0][0] = 12.0f;
+      x[1][0] = -12.0f;
+      x[2][0] = 0.0f;
+      auto pre_expected = x + bias;
+      auto out = torch::empty_like(x);
+      bias_gelu_train_rows_isa(isa, x.data_ptr<float>(), out.data_ptr<float>(), rows, n, bias.data_ptr<float>());
+      SCOPED_TRACE(std::string(isa_name(isa)) + " n=" + std::to_string(n));
+      EXPECT_TRUE(torch::equal(x, pre_expected));
+      EXPECT_LT((out - at::gelu(pre_expected)).abs().max().item<float>(), 4e-6);
+
+      auto g = torch::randn({rows, n});
+      auto g_expected = at::gelu_backward(g, pre_expected);
+      auto colsum = torch::full({n}, 0.5f);  // added to, not overwritten
+      auto d = torch::empty_like(g);
+      auto g_before = g.clone();
+      gelu_backward_rows_isa(isa, g.data_ptr<float>(), x.data_ptr<float>(), d.data_ptr<float>(), rows, n,
+                             colsum.data_ptr<float>());
+      EXPECT_TRUE(torch::equal(g, g_before));
+      EXPECT_LT((d - g_expected).abs().max().item<float>(), 1e-5);
+      EXPECT_LT((colsum - (g_expected.sum(0) + 0.5f)).abs().max().item<float>(), 1e-4);
+      gelu_backward_rows_isa(isa, g.data_ptr<float>(), x.data_ptr<float>(), g.data_ptr<float>(), rows, n,
+                             colsum.data_ptr<float>());  // in place
+      EXPECT_TRUE(torch::equal(g, d));
+    }
+  }
+}
+
 TEST(CpuKernels, AskingForAnIsaThisCpuLacksThrows) {
   if (best_isa() == Isa::kAvx512) GTEST_SKIP() << "this CPU has every kernel's instruction set";
   float x[4] = {0, 1, 2, 3};

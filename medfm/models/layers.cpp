@@ -217,6 +217,58 @@ torch::Tensor linear_residual(const torch::nn::Linear& l, const torch::Tensor& x
   return y;
 }
 
+// The MLP's hidden layer gelu(x W^T + b) for training (CPU, float32), with its own backward: a
+// bias-free GEMM, then one vectorised pass that adds the bias (keeping x W^T + b for the backward)
+// and writes GELU of it; backward one pass for GELU's derivative that also sums the bias gradient,
+// then the two GEMMs. Eager autograd makes two passes each way (the bias broadcast into addmm's
+// output, GELU; gelu_backward, the bias gradient's sum), and LibTorch's own vectorised GELU.
+struct HiddenGelu : torch::autograd::Function<HiddenGelu> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               const torch::Tensor& b) {
+    auto x2 = x.reshape({-1, x.size(-1)}).contiguous();
+    auto pre = at::mm(x2, w.t());  // [N,hidden]
+    auto out = at::empty_like(pre);
+    auto bias = b.contiguous();
+    float *pp = pre.data_ptr<float>(), *op = out.data_ptr<float>();
+    const float* bp = bias.data_ptr<float>();
+    const int64_t n = pre.size(1);
+    at::parallel_for(0, pre.size(0), 64, [&](int64_t begin, int64_t end) {
+      kernels::bias_gelu_train_rows(pp + begin * n, op + begin * n, end - begin, n, bp);
+    });
+    ctx->save_for_backward({x2, w, pre});
+    ctx->saved_data["x_sizes"] = x.sizes().vec();
+    auto sizes = x.sizes().vec();
+    sizes.back() = n;
+    return out.view(sizes);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x2 = saved[0], &w = saved[1], &pre = saved[2];
+    const int64_t rows = pre.size(0), n = pre.size(1);
+    const auto go = grads[0].reshape({rows, n}).contiguous();
+    auto g = at::empty_like(pre);  // dL/d(x W^T + b)
+    // One column-sum buffer per chunk of rows, added in chunk order: the same bias gradient for
+    // the same thread count.
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+    auto partial = at::zeros({chunks, n}, pre.options());
+    const float *gop = go.data_ptr<float>(), *pp = pre.data_ptr<float>();
+    float *gp = g.data_ptr<float>(), *sp = partial.data_ptr<float>();
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
+        kernels::gelu_backward_rows(gop + r0 * n, pp + r0 * n, gp + r0 * n, r1 - r0, n, sp + c * n);
+      }
+    });
+    torch::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = at::mm(g, w).view(ctx->saved_data["x_sizes"].toIntVector());
+    if (ctx->needs_input_grad(1)) dw = at::mm(g.t(), x2);
+    if (ctx->needs_input_grad(2)) db = partial.sum(0);
+    return {dx, dw, db};
+  }
+};
+
 }  // namespace
 
 // at::linear, not torch::nn::Linear::forward: the C++ frontend's functional linear is matmul and
@@ -324,6 +376,12 @@ torch::Tensor MlpImpl::hidden(const torch::Tensor& x) {
     auto sizes = x.sizes().vec();
     sizes.back() = n;
     return h.view(sizes);
+  }
+  // Training (or autograd) on CPU in float32: HiddenGelu. In training mode also without autograd,
+  // so a checkpointed block's first forward gives exactly what its recomputation gives.
+  if (fast_path && !swiglu_ && (is_training() || at::GradMode::is_enabled()) && x.is_cpu() &&
+      x.scalar_type() == at::kFloat && !at::autocast::is_cpu_enabled() && plain_with_bias(fc1)) {
+    return HiddenGelu::apply(x, fc1->weight, fc1->bias);
   }
   auto h = linear(fc1, x);
   if (swiglu_) {

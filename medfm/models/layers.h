@@ -11,6 +11,9 @@
 // bias-free GEMM; in a Block without LayerScale, each residual add fused into the GEMM before it
 // (residual + bias first, then the product accumulated in place). Same values within float
 // rounding (tests compare both paths).
+// Training fast paths (training mode or autograd, CPU, float32, no autocast; the same fast_path
+// switches): attention_train, and the MLP's hidden layer as one GEMM then bias + GELU in one pass,
+// with its own backward (GELU's derivative and the bias gradient in one pass, then the GEMMs).
 // Thread-safety: forward calls may run concurrently in eval mode without autograd.
 #pragma once
 #include <torch/nn/cloneable.h>

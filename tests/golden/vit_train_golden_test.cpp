@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
+#include <string>
+
 #include "medfm/models/checkpoint.h"
 #include "medfm/models/vit.h"
 #include "tests/golden/golden_case.h"
@@ -119,17 +122,56 @@ TEST(VitTrainGolden, TrainingAttentionMatchesReferenceGradients) {
   Vit vit = load(c);
   vit->train();
   auto x = c.file.get("input");
-  std::vector<torch::Tensor> losses, grads;
+  std::vector<torch::Tensor> losses;
+  std::vector<std::map<std::string, torch::Tensor>> grads(2);
   for (bool on : {true, false}) {
     vit->set_fast_paths(on);
     vit->zero_grad();
     auto loss = vit->forward_features(x).pow(2).mean();
     loss.backward();
     losses.push_back(loss.detach());
-    grads.push_back(vit->block(0).attn->qkv->weight.grad().clone());
+    for (const auto& kv : vit->named_parameters())
+      if (kv.value().grad().defined()) grads[on ? 0 : 1][kv.key()] = kv.value().grad().clone();
   }
   EXPECT_LT(max_abs(losses[0], losses[1]), 1e-5);
-  EXPECT_LT(max_abs(grads[0], grads[1]), 1e-5 * (1 + grads[1].abs().max().item<double>()));
+  EXPECT_EQ(grads[0].size(), grads[1].size());
+  EXPECT_GT(grads[1].size(), 10u);
+  for (const auto& [name, g] : grads[1])  // every parameter: attention and the MLP's hidden layer
+    EXPECT_LT(max_abs(grads[0][name], g), 1e-5 * (1 + g.abs().max().item<double>())) << name;
+}
+
+// The training MLP hidden layer (one GEMM, then bias + GELU in one pass; its own backward with the
+// bias gradient summed in the same pass) against at::linear + at::gelu: values and gradients of the
+// input, fc1's weight and bias, at sizes that fill no vector, with and without autograd.
+TEST(VitTrainGolden, TrainingMlpMatchesReferenceGradients) {
+  torch::manual_seed(4);
+  Mlp mlp(13, 37, false);
+  mlp->train();
+  auto base = torch::randn({3, 11, 13});
+  std::vector<torch::Tensor> outs, gx, gw, gb;
+  for (bool on : {true, false}) {
+    mlp->fast_path = on;
+    mlp->zero_grad();
+    auto x = base.clone().requires_grad_(true);
+    auto h = mlp->hidden(x);
+    ASSERT_EQ(h.sizes(), (std::vector<int64_t>{3, 11, 37}));
+    {
+      torch::NoGradGuard ng;  // a checkpointed block's first forward
+      EXPECT_LT(max_abs(mlp->hidden(base), h.detach()), 1e-7);
+    }
+    torch::manual_seed(5);  // the same upstream gradient both times
+    auto up = torch::randn(h.sizes());
+    (h * up).sum().backward();
+    outs.push_back(h.detach());
+    gx.push_back(x.grad());
+    gw.push_back(mlp->fc1->weight.grad().clone());
+    gb.push_back(mlp->fc1->bias.grad().clone());
+  }
+  EXPECT_LT(max_abs(outs[0], outs[1]), 1e-5);
+  EXPECT_LT(max_abs(gx[0], gx[1]), 1e-5);
+  EXPECT_LT(max_abs(gw[0], gw[1]), 1e-5);
+  EXPECT_LT(max_abs(gb[0], gb[1]), 1e-5);
+  EXPECT_GT(gb[1].abs().max().item<double>(), 1e-1);  // a gradient of nothing would also "match"
 }
 
 TEST(VitTrainGolden, CloneIsIndependent) {
