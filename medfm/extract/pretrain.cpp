@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <deque>
@@ -21,6 +22,7 @@
 #include "medfm/core/safetensors.h"
 #include "medfm/eval/chart.h"
 #include "medfm/models/checkpoint.h"
+#include "medfm/ssl/dino.h"
 #include "medfm/ssl/dino_objective.h"
 #include "medfm/ssl/dinov2_objective.h"
 #include "medfm/ssl/ibot.h"
@@ -509,6 +511,8 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
     draw_loss((run / "loss.png").string(), rows, job.method);
   };
   double seconds_in_steps = 0;
+  ssl::CollapseWatch collapse(job.dino.out_dim);  // the DINO family's targets (dino.h)
+  std::string collapse_warning;
   int64_t step = first;
   while (step < end) {
     const auto s0 = std::chrono::steady_clock::now();
@@ -521,6 +525,11 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
     nlohmann::json row{{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"wd", r.weight_decay},
                        {"images_per_s", t.batch_size / std::max(dt, 1e-9)}, {"seconds", dt}, {"elapsed", elapsed()}};
     for (const auto& [k, v] : r.terms) row[k] = v;
+    if (r.terms.count("teacher_entropy") && r.terms.count("teacher_mean_entropy")) {
+      auto w = collapse.update({r.terms["teacher_entropy"], r.terms["teacher_mean_entropy"]}, r.step);
+      if (!w.empty() && lead) spdlog::warn("pretrain: {}", w);
+      if (!w.empty()) collapse_warning = w;
+    }
     if (lead) {
       metrics << row.dump() << "\n";
       metrics.flush();
@@ -551,6 +560,7 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
                          {"data", res.data_description},
                          {"model", loaded.provenance},
                          {"processes", dist->world()}};
+  if (!collapse_warning.empty()) summary["collapse"] = collapse_warning;
   if (lead) write_text_atomic((run / "run.json").string(), summary.dump(2) + "\n");
   return res;
 }

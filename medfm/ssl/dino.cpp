@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <sstream>
+
 #include "medfm/core/error.h"
 
 namespace medfm::ssl {
@@ -93,6 +96,13 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
     }
   }
   total = total / n_terms;
+  {
+    torch::NoGradGuard ng;
+    auto tt = torch::cat(t).to(torch::kFloat32);
+    auto plogp = [](const torch::Tensor& p) { return torch::special::xlogy(p, p); };  // 0 log 0 = 0
+    stats_.sample_entropy = -plogp(tt).sum(-1).mean().item<double>();
+    stats_.mean_entropy = -plogp(tt.mean(0)).sum().item<double>();
+  }
   if (!sinkhorn_) {  // centre update, after the loss (as DINO)
     torch::NoGradGuard ng;
     auto batch_center = teacher.detach().sum(0, true);
@@ -101,6 +111,29 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
     center_ = center_ * center_momentum_ + batch_center * (1 - center_momentum_);
   }
   return total;
+}
+
+CollapseWatch::CollapseWatch(int out_dim, int64_t patience)
+    : log_k_(std::log(static_cast<double>(out_dim))), patience_(patience) {}
+
+std::string CollapseWatch::update(const DinoLoss::TargetStats& s, int64_t step) {
+  uniform_run_ = s.sample_entropy > 0.99 * log_k_ ? uniform_run_ + 1 : 0;
+  single_run_ = s.mean_entropy < 1.0 ? single_run_ + 1 : 0;
+  if (said_ || (uniform_run_ < patience_ && single_run_ < patience_)) return "";
+  said_ = true;
+  std::ostringstream m;
+  m.precision(3);
+  if (uniform_run_ >= patience_) {
+    m << "the teacher's targets have been uniform for " << patience_ << " steps (step " << step
+      << ": entropy " << s.sample_entropy << " of ln K = " << log_k_
+      << "): collapse, the loss stays at ln K and the features stop improving. Try a lower teacher "
+         "temperature, a smaller dino.out_dim, a higher dino.momentum_teacher or more varied data";
+  } else {
+    m << "the teacher puts every image on the same few prototypes for " << patience_ << " steps (step " << step
+      << ": entropy of the batch's mean target " << s.mean_entropy
+      << "): collapse. Check the centring (dino.center_momentum) or use ibot.centering = sinkhorn_knopp";
+  }
+  return m.str();
 }
 
 torch::Tensor sinkhorn_knopp(const torch::Tensor& teacher, double temp, int64_t n_total, const AllReduce& all_reduce,

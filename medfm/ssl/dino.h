@@ -14,6 +14,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include <functional>
+#include <string>
 
 #include "medfm/train/schedule.h"
 
@@ -71,13 +72,38 @@ class DinoLoss {
   void set_center(const torch::Tensor& c) { center_ = c.clone(); }
   // DINOv2's alternative to centring: the teacher's targets from Sinkhorn-Knopp (no centre kept).
   void use_sinkhorn_knopp(bool on) { sinkhorn_ = on; }
+  // The last call's teacher targets (this process's), in nats, at most ln K: the mean entropy of
+  // one sample's target, and the entropy of the batch's mean target. Healthy training: the first
+  // well below ln K, the second high. Collapse to uniform targets: the first near ln K; collapse
+  // onto one prototype: the second near 0.
+  struct TargetStats {
+    double sample_entropy = 0, mean_entropy = 0;
+  };
+  const TargetStats& target_stats() const { return stats_; }
 
  private:
+  TargetStats stats_;
   bool sinkhorn_ = false;
   int n_crops_;
   train::Schedule teacher_temp_;
   double student_temp_, center_momentum_;
   torch::Tensor center_;  // [1,K]
+};
+
+// The two collapse modes of DINO (its paper, section 5.3) seen in a run's targets: says so, once,
+// after `patience` consecutive steps in one of them. Uniform: a sample's target entropy above 99%
+// of ln K (the loss then sits at ln K, as DINO users report for small or uniform data); one
+// prototype: the batch's mean target below 1 nat (fewer than ~3 prototypes in use).
+class CollapseWatch {
+ public:
+  explicit CollapseWatch(int out_dim, int64_t patience = 100);
+  // The warning the first time a collapse has lasted `patience` steps, else "".
+  std::string update(const DinoLoss::TargetStats& s, int64_t step);
+
+ private:
+  double log_k_;
+  int64_t patience_, uniform_run_ = 0, single_run_ = 0;
+  bool said_ = false;
 };
 
 // DINOv2's sinkhorn_knopp_teacher: teacher logits [B,K] -> soft assignments [B,K] (each row sums

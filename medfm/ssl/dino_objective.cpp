@@ -63,7 +63,12 @@ train::StepLoss DinoObjective::loss(const train::Views& views, int64_t step) {
   }
   auto student_out = student_->forward(views.crops);
   auto l = loss_(student_out, teacher_out, step, o_.all_reduce, o_.world_size);
-  return {l, {{"dino", l.item<double>()}, {"teacher_temp", o_.teacher_temp[step]}}};
+  const auto& st = loss_.target_stats();
+  return {l,
+          {{"dino", l.item<double>()},
+           {"teacher_temp", o_.teacher_temp[step]},
+           {"teacher_entropy", st.sample_entropy},
+           {"teacher_mean_entropy", st.mean_entropy}}};
 }
 
 void DinoObjective::after_backward(int64_t step) {

@@ -120,6 +120,8 @@ train::StepLoss Dinov2Objective::loss(const train::Views& views, int64_t step) {
   train::StepLoss r;
   r.terms["dino"] = dino.item<double>();
   r.terms["teacher_temp"] = temp;
+  r.terms["teacher_entropy"] = dino_.target_stats().sample_entropy;  // the cls targets (dino.h)
+  r.terms["teacher_mean_entropy"] = dino_.target_stats().mean_entropy;
   if (o_.koleo_weight > 0) {
     torch::Tensor koleo;
     for (auto& c : s_cls.chunk(2)) {  // never between the two crops of one image
