@@ -223,6 +223,13 @@ __attribute__((target("avx2,fma"))) inline __m256 gelu8(__m256 v) {
   return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
 }
 
+__attribute__((target("avx2,fma"))) inline __m256 gelu_grad8(__m256 v) {  // as gelu_grad16
+  __m256 e;
+  const __m256 erf = erf8(v, &e);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  return _mm256_fmadd_ps(_mm256_mul_ps(v, e), _mm256_set1_ps(kInvSqrt2Pi), _mm256_fmadd_ps(half, erf, half));
+}
+
 __attribute__((target("avx2,fma"))) void gelu_train_row_avx2(float* pre, float* out, int64_t n, const float* bias) {
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
@@ -236,13 +243,8 @@ __attribute__((target("avx2,fma"))) void gelu_train_row_avx2(float* pre, float* 
 __attribute__((target("avx2,fma"))) void gelu_backward_row_avx2(const float* g, const float* pre, float* out, int64_t n,
                                                                float* colsum) {
   int64_t j = 0;
-  const __m256 half = _mm256_set1_ps(0.5f);
   for (; j + 8 <= n; j += 8) {
-    const __m256 v = _mm256_loadu_ps(pre + j);
-    __m256 e;
-    const __m256 erf = erf8(v, &e);
-    const __m256 grad = _mm256_fmadd_ps(_mm256_mul_ps(v, e), _mm256_set1_ps(kInvSqrt2Pi), _mm256_fmadd_ps(half, erf, half));
-    const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(g + j), grad);
+    const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(g + j), gelu_grad8(_mm256_loadu_ps(pre + j)));
     _mm256_storeu_ps(out + j, d);
     _mm256_storeu_ps(colsum + j, _mm256_add_ps(_mm256_loadu_ps(colsum + j), d));
   }

@@ -237,8 +237,8 @@ struct HiddenGelu : torch::autograd::Function<HiddenGelu> {
       kernels::bias_gelu_train_rows(pp + begin * n, op + begin * n, end - begin, n, bp);
     });
     ctx->save_for_backward({x2, w, pre});
-    ctx->saved_data["x_sizes"] = x.sizes().vec();
     auto sizes = x.sizes().vec();
+    ctx->saved_data["x_sizes"] = sizes;
     sizes.back() = n;
     return out.view(sizes);
   }

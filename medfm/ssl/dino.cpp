@@ -82,9 +82,9 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
   // log_softmax once per crop (DINO's loop recomputes it for every pair; the values are the same)
   auto s = torch::log_softmax(student / student_temp_, -1).chunk(n_crops_);
   const double temp = teacher_temp_[step];
-  auto t = (sinkhorn_ ? sinkhorn_knopp(teacher.detach(), temp, teacher.size(0) * world_size, all_reduce)
-                      : torch::softmax((teacher - center_) / temp, -1).detach())
-               .chunk(2);
+  const auto targets = sinkhorn_ ? sinkhorn_knopp(teacher.detach(), temp, teacher.size(0) * world_size, all_reduce)
+                                 : torch::softmax((teacher - center_) / temp, -1).detach();
+  auto t = targets.chunk(2);
   torch::Tensor total;
   int n_terms = 0;
   for (int iq = 0; iq < 2; ++iq) {
@@ -98,7 +98,7 @@ torch::Tensor DinoLoss::operator()(const torch::Tensor& student, const torch::Te
   total = total / n_terms;
   {
     torch::NoGradGuard ng;
-    auto tt = torch::cat(t).to(torch::kFloat32);
+    auto tt = targets.to(torch::kFloat32);
     auto plogp = [](const torch::Tensor& p) { return torch::special::xlogy(p, p); };  // 0 log 0 = 0
     stats_.sample_entropy = -plogp(tt).sum(-1).mean().item<double>();
     stats_.mean_entropy = -plogp(tt.mean(0)).sum().item<double>();
