@@ -21,6 +21,7 @@
 #include "medfm/core/runtime.h"
 #include "medfm/core/safetensors.h"
 #include "medfm/eval/chart.h"
+#include "medfm/io/image2d.h"
 #include "medfm/models/checkpoint.h"
 #include "medfm/ssl/dino.h"
 #include "medfm/ssl/dino_objective.h"
@@ -373,6 +374,32 @@ void draw_loss(const std::string& path, const std::vector<nlohmann::json>& rows,
   eval::write_line_chart(path, {raw, smooth}, {method + " pre-training loss", "step", "loss", false, 900, 540});
 }
 
+// The first step's views as the model sees them (normalisation undone), one row per image (up to
+// 8): global crops, then local crops, each in a cell of the global size with a gap; masked patches
+// of iBOT / DINOv2 darkened. What the augmentations do to this data, before any time is spent.
+void draw_views(const std::string& path, const train::Views& v, const PreprocessSpec& pre, int patch) {
+  if (v.crops.empty()) return;
+  const int64_t rows = std::min<int64_t>(8, v.crops[0].size(0)), cell = v.crops[0].size(2), gap = 4;
+  const int64_t cols = static_cast<int64_t>(v.crops.size());
+  auto canvas = torch::full({3, rows * (cell + gap) + gap, cols * (cell + gap) + gap}, 1.0f);
+  auto mean = torch::tensor(std::vector<float>(pre.mean.begin(), pre.mean.end())).view({-1, 1, 1});
+  auto stdv = torch::tensor(std::vector<float>(pre.std.begin(), pre.std.end())).view({-1, 1, 1});
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t r = 0; r < rows; ++r) {
+      auto img = (v.crops[static_cast<size_t>(c)][r].to(torch::kFloat32) * stdv + mean).clamp(0, 1);
+      if (img.size(0) == 1) img = img.expand({3, -1, -1});
+      if (v.masks.defined() && c < v.masks.size(0) && patch > 0) {  // darken the student's masked patches
+        const int64_t g = img.size(1) / patch;
+        auto m = v.masks[c][r].view({1, g, g}).to(torch::kFloat32);
+        m = m.repeat_interleave(patch, 1).repeat_interleave(patch, 2);
+        img = img * (1 - 0.6 * m);
+      }
+      canvas.narrow(1, gap + r * (cell + gap), img.size(1)).narrow(2, gap + c * (cell + gap), img.size(2)).copy_(img);
+    }
+  }
+  io::write_png(path, canvas.mul(255).round().to(torch::kUInt8));
+}
+
 }  // namespace
 
 PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_toml,
@@ -517,6 +544,13 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
   while (step < end) {
     const auto s0 = std::chrono::steady_clock::now();
     auto views = loader.next();
+    if (lead && step == first && first == 0) {
+      try {
+        draw_views((run / "views.png").string(), views, loaded.preprocess, masks.grid > 0 ? backbone->config().patch_size : 0);
+      } catch (const Error& e) {
+        spdlog::warn("pretrain: views.png not written: {}", e.what());
+      }
+    }
     torch::manual_seed(Rng({static_cast<uint64_t>(t.seed), 0x73746570ULL, static_cast<uint64_t>(step)}).seed());
     auto r = trainer.step(split_micro(views, t.accumulate));
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();

@@ -3,8 +3,11 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <list>
+#include <mutex>
 #include <numeric>
 #include <sstream>
+#include <unordered_map>
 
 #include "medfm/core/config.h"
 #include "medfm/core/error.h"
@@ -24,6 +27,7 @@ void PretrainData::bind(Config& cfg) {
   cfg.bind("data.slides", slides, "whole-slide images: files, folders or CSVs");
   cfg.bind("data.volumes", volumes, "NIfTI / DICOM volumes: files, folders (a DICOM series folder) or CSVs");
   cfg.bind("data.weights", weights, "mixture weights of the given kinds (images, slides, volumes order; empty: by size)");
+  cfg.bind("data.image_cache_mb", image_cache_mb, "decoded data.images files kept in memory, MiB (0: decode every draw)");
   cfg.bind("data.window", window, "window for images that are not display images (DICOM)");
   cfg.bind("data.tiles_dir", tiles_dir, "`medfm tile` output (<name>.h5 tile grids); empty: a saturation mask at start");
   cfg.bind("data.slide_mpp", slide_mpp, "um/px of the slide tiles");
@@ -57,6 +61,8 @@ class ImageFiles : public PretrainSource {
  public:
   ImageFiles(std::vector<std::string> paths, const PretrainData& d) : paths_(std::move(paths)), read_(d.read.options()) {
     intensity_.window = d.window;
+    MEDFM_CHECK_T(ConfigError, d.image_cache_mb >= 0, "data.image_cache_mb: ", d.image_cache_mb, " is negative");
+    cache_budget_ = static_cast<size_t>(d.image_cache_mb) << 20;
     for (const auto& p : paths_) {
       const io::Format* f = io::detect_format(p);
       MEDFM_CHECK_T(FormatError, f, "pretrain: ", p, " is not a format medfm reads");
@@ -68,23 +74,77 @@ class ImageFiles : public PretrainSource {
   at::Tensor get(int64_t i, Rng&) const override {
     const auto& p = paths_[static_cast<size_t>(i)];
     try {
-      Image img = io::open_image(p, read_);
-      MEDFM_CHECK_T(ConfigError, !(img.is_volume && img.pixels.dim() == 4 && img.pixels.size(1) > 1),
-                    "a volume: give it in data.volumes");
-      at::Tensor chw = img.pixels.dim() == 4 ? img.pixels.select(1, 0) : img.pixels;  // [C,1,Y,X] -> [C,Y,X]
-      if (is_display_image(img)) return data::display_to_rgb01(chw, img.stored_dtype);
-      auto map = data::intensity_map(img, intensity_);
-      MEDFM_CHECK_T(ConfigError, !map.zscore, "data.window: zscore gives no [0,1] image for the views");
-      return data::apply_intensity(chw.narrow(0, 0, 1), map);
+      auto d = decoded(static_cast<size_t>(i));
+      if (d->display) return data::display_to_rgb01(d->chw, d->stored_dtype);
+      return data::apply_intensity(d->chw.narrow(0, 0, 1), d->map);
     } catch (const Error& e) {
       throw Error("pretrain: " + p + ": " + e.what());
     }
   }
 
  private:
+  // A decoded file: its stored pixels (not the float image, a quarter of the bytes for 8-bit files)
+  // and how they map to [0,1].
+  struct Decoded {
+    at::Tensor chw;
+    std::string stored_dtype;
+    bool display = false;
+    data::IntensityMap map;
+    size_t bytes() const { return static_cast<size_t>(chw.nbytes()); }
+  };
+
+  std::shared_ptr<const Decoded> decode(const std::string& p) const {
+    Image img = io::open_image(p, read_);
+    MEDFM_CHECK_T(ConfigError, !(img.is_volume && img.pixels.dim() == 4 && img.pixels.size(1) > 1),
+                  "a volume: give it in data.volumes");
+    auto d = std::make_shared<Decoded>();
+    d->chw = img.pixels.dim() == 4 ? img.pixels.select(1, 0).contiguous() : img.pixels;  // [C,1,Y,X] -> [C,Y,X]
+    d->stored_dtype = img.stored_dtype;
+    d->display = is_display_image(img);
+    if (!d->display) {
+      d->map = data::intensity_map(img, intensity_);
+      MEDFM_CHECK_T(ConfigError, !d->map.zscore, "data.window: zscore gives no [0,1] image for the views");
+    }
+    return d;
+  }
+
+  // Small corpora (a few large fundus photographs, a folder of PNGs) are drawn from again and again:
+  // decoded files are kept up to data.image_cache_mb, least recently used first out. Decoding is
+  // deterministic, so the cache never changes what a draw returns.
+  std::shared_ptr<const Decoded> decoded(size_t i) const {
+    if (cache_budget_ == 0) return decode(paths_[i]);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = cache_.find(i);
+      if (it != cache_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second.second);
+        return it->second.first;
+      }
+    }
+    auto d = decode(paths_[i]);  // outside the lock: loader threads decode different files at once
+    if (d->bytes() > cache_budget_) return d;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cache_.count(i)) return d;  // another thread decoded it meanwhile
+    while (cache_bytes_ + d->bytes() > cache_budget_ && !lru_.empty()) {
+      auto victim = cache_.find(lru_.back());
+      cache_bytes_ -= victim->second.first->bytes();
+      cache_.erase(victim);
+      lru_.pop_back();
+    }
+    lru_.push_front(i);
+    cache_.emplace(i, std::make_pair(d, lru_.begin()));
+    cache_bytes_ += d->bytes();
+    return d;
+  }
+
   std::vector<std::string> paths_;
   io::ReadOptions read_;
   data::IntensitySpec intensity_;
+  size_t cache_budget_ = 0;
+  mutable std::mutex mu_;
+  mutable std::list<size_t> lru_;
+  mutable std::unordered_map<size_t, std::pair<std::shared_ptr<const Decoded>, std::list<size_t>::iterator>> cache_;
+  mutable size_t cache_bytes_ = 0;
 };
 
 class SlideTiles : public PretrainSource {

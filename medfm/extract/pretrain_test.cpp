@@ -176,5 +176,30 @@ TEST(PretrainSources, VolumePatchesAndMixture) {
   EXPECT_THROW(make_pretrain_source(d), ConfigError);  // two kinds, one weight
 }
 
+TEST(PretrainSources, ImageCacheNeverChangesADraw) {
+  // Three 3 MiB images and a 7 MiB cache: two fit, the third evicts the least recently used one.
+  const std::string dir = ::testing::TempDir() + "/pt_cache";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  torch::manual_seed(12);
+  for (int i = 0; i < 3; ++i)
+    io::write_png(dir + "/big" + std::to_string(i) + ".png", torch::randint(0, 256, {3, 1024, 1024}, torch::kUInt8));
+  PretrainData plain, cached;
+  plain.images = cached.images = {dir};
+  plain.image_cache_mb = 0;
+  cached.image_cache_mb = 7;
+  auto a = make_pretrain_source(plain), b = make_pretrain_source(cached);
+  Rng r({3});
+  for (int64_t i : {0, 1, 0, 2, 1, 0, 2, 2, 1}) {
+    auto want = a->get(i, r);
+    auto got = b->get(i, r);
+    ASSERT_TRUE(torch::equal(want, got)) << "draw of image " << i;
+    got.mul_(0.5);  // a caller writing into its image must not reach the cache
+  }
+  for (int64_t i : {2, 1, 0}) EXPECT_TRUE(torch::equal(a->get(i, r), b->get(i, r))) << "image " << i;
+  cached.image_cache_mb = -1;
+  EXPECT_THROW(make_pretrain_source(cached), ConfigError);
+}
+
 }  // namespace
 }  // namespace medfm::extract

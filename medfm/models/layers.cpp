@@ -348,6 +348,20 @@ torch::Tensor AttentionImpl::context(const torch::Tensor& x) {
   return o.view({B, T, dim_});  // [B,T,H,hd] -> [B,T,D]
 }
 
+torch::Tensor AttentionImpl::forward_first(const torch::Tensor& x) {
+  if (!plain(qkv)) return forward(x).narrow(1, 0, 1);  // LoRA: its delta is on the packed qkv
+  const int64_t B = x.size(0), T = x.size(1), H = num_heads_, hd = dim_ / num_heads_;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const auto &w = qkv->weight, &b = qkv->bias;
+  auto rows = [&](const torch::Tensor& in, int64_t from, int64_t n) {
+    return at::linear(in, w.narrow(0, from, n), b.defined() ? b.narrow(0, from, n) : torch::Tensor());
+  };
+  auto q = rows(x.narrow(1, 0, 1), 0, dim_).view({B, H, 1, hd});                             // [B,H,1,hd]
+  auto kv = rows(x, dim_, 2 * dim_).view({B, T, 2, H, hd}).permute({2, 0, 3, 1, 4}).unbind(0);  // 2 x [B,H,T,hd]
+  auto a = at::softmax(at::matmul(q * scale, kv[0].transpose(-2, -1)), -1);                   // [B,H,1,T]
+  return linear(proj, at::matmul(a, kv[1]).view({B, 1, dim_}));                               // [B,H,1,hd] -> [B,1,D]
+}
+
 MlpImpl::MlpImpl(int dim, int hidden, bool swiglu) : dim_(dim), hidden_(hidden), swiglu_(swiglu) {
   MEDFM_CHECK_T(ConfigError, !swiglu || hidden % 2 == 0, "vit: SwiGLU needs an even mlp_hidden");
   reset();
@@ -417,6 +431,15 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   auto a = attn->forward(norm1->forward(x));
   if (ls1) a = ls1->forward(a);
   auto y = x + drop_path(a, o_.drop_path, is_training());
+  auto m = mlp->forward(norm2->forward(y));
+  if (ls2) m = ls2->forward(m);
+  return y + drop_path(m, o_.drop_path, is_training());
+}
+
+torch::Tensor BlockImpl::forward_first(const torch::Tensor& x) {
+  auto a = attn->forward_first(norm1->forward(x));
+  if (ls1) a = ls1->forward(a);
+  auto y = x.narrow(1, 0, 1) + drop_path(a, o_.drop_path, is_training());
   auto m = mlp->forward(norm2->forward(y));
   if (ls2) m = ls2->forward(m);
   return y + drop_path(m, o_.drop_path, is_training());

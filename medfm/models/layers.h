@@ -57,6 +57,9 @@ class AttentionImpl : public torch::nn::Cloneable<AttentionImpl> {
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x);  // proj(context(x))
   torch::Tensor context(const torch::Tensor& x);  // attention's output before proj, [B,T,D]
+  // forward(x) for the first token only, [B,1,D]: its query against every token's key and value
+  // (the other tokens' queries are never formed).
+  torch::Tensor forward_first(const torch::Tensor& x);
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
   // false forces attention_reference even where the fast path applies (tests, benchmarks).
   bool fast_path = true;
@@ -112,6 +115,10 @@ class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
   // forward() under gradient checkpointing: activations inside the block are recomputed in the
   // backward pass instead of being kept (the RNG state is replayed, so drop-path agrees).
   torch::Tensor forward_checkpointed(const torch::Tensor& x);
+  // forward(x).narrow(1, 0, 1) without the rest: the first token's output, [B,1,D]. Keys and
+  // values come from every token, but the other tokens' queries, projections and MLP are skipped:
+  // all that a class-token readout needs from the last block (about 5/6 of its work saved).
+  torch::Tensor forward_first(const torch::Tensor& x);
   const BlockOptions& options() const { return o_; }
   bool fast_path = true;  // the fused residuals (see the top of this file)
 

@@ -194,9 +194,18 @@ torch::Tensor VitImpl::forward_head(const torch::Tensor& tokens, bool pre_logits
   return pre_logits || !head ? pooled : linear(head, pooled);
 }
 
-torch::Tensor VitImpl::embed(const torch::Tensor& x) { return pool(forward_features(x)); }
+torch::Tensor VitImpl::embed(const torch::Tensor& x) {
+  // A class-token readout needs only the class token's row of the last block: its query, not the
+  // others' (the fast paths' shortcut; with them off, every token runs through every block).
+  if (cfg_.pool == Pool::kCls && cfg_.depth > 0 && block(cfg_.depth - 1).fast_path) {
+    auto t = prepare_tokens(x);
+    for (int i = 0; i + 1 < cfg_.depth; ++i) t = run_block(i, t);
+    return norm->forward(block(cfg_.depth - 1).forward_first(t)).select(1, 0);
+  }
+  return pool(forward_features(x));
+}
 
-torch::Tensor VitImpl::forward(const torch::Tensor& x) { return forward_head(forward_features(x)); }
+torch::Tensor VitImpl::forward(const torch::Tensor& x) { return head ? linear(head, embed(x)) : embed(x); }
 
 std::vector<torch::Tensor> VitImpl::forward_intermediates(const torch::Tensor& x, std::vector<int> which,
                                                          bool apply_norm) {

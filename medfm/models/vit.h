@@ -77,7 +77,8 @@ class VitImpl : public torch::nn::Cloneable<VitImpl> {
   // Pool, then the classification head when the model has one ([B, num_classes]); pre_logits
   // stops before the head.
   torch::Tensor forward_head(const torch::Tensor& tokens, bool pre_logits = false);
-  // The embedding: pool(forward_features(x)), [B, out_dim] (no head).
+  // The embedding: pool(forward_features(x)), [B, out_dim] (no head). With class-token pooling and
+  // the fast paths on, the last block runs for the class token only (BlockImpl::forward_first).
   torch::Tensor embed(const torch::Tensor& x);
   // forward_head(forward_features(x)): logits when num_classes > 0, else the embedding.
   torch::Tensor forward(const torch::Tensor& x);

@@ -17,7 +17,7 @@ losses() { $PY -c "import json,sys; print(' '.join(repr(json.loads(l)['loss']) f
 export -f losses
 export PY
 
-check "dino on images: 4 steps, run directory" bash -c "'$BIN' pretrain --config '$CFG/dino_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --set train.checkpoint_every=2 --out '$T/a' $Q > '$T/a.txt' && grep -q 'steps 0 -> 4 of 4' '$T/a.txt' && test -s '$T/a/loss.png' && test -s '$T/a/config.toml' && test -s '$T/a/run.json' && test -s '$T/a/checkpoints/step_00000004.safetensors' && test -s '$T/a/checkpoints/step_00000002.safetensors'"
+check "dino on images: 4 steps, run directory" bash -c "'$BIN' pretrain --config '$CFG/dino_tiny.toml' $SMALL --images '$D/images' --max-steps 4 --set train.checkpoint_every=2 --out '$T/a' $Q > '$T/a.txt' && grep -q 'steps 0 -> 4 of 4' '$T/a.txt' && test -s '$T/a/loss.png' && test -s '$T/a/views.png' && test -s '$T/a/config.toml' && test -s '$T/a/run.json' && test -s '$T/a/checkpoints/step_00000004.safetensors' && test -s '$T/a/checkpoints/step_00000002.safetensors'"
 check "metrics.jsonl: a finite loss, lr, wd and the method's terms per step" $PY -c "
 import json, math
 rows = [json.loads(l) for l in open('$T/a/metrics.jsonl')]

@@ -174,6 +174,50 @@ TEST(VitTrainGolden, TrainingMlpMatchesReferenceGradients) {
   EXPECT_GT(gb[1].abs().max().item<double>(), 1e-1);  // a gradient of nothing would also "match"
 }
 
+// A class-token embedding runs the last block for the class token only: the same embedding and
+// the same gradient for every parameter as the full last block, in training (with stochastic depth,
+// whose per-sample draws must line up), under autograd and in inference; with registers, LayerScale
+// and no qkv bias too.
+TEST(VitTrainGolden, ClassTokenReadoutEqualsTheFullLastBlock) {
+  VitConfig cfg;
+  cfg.img_size = 32, cfg.patch_size = 8, cfg.embed_dim = 24, cfg.depth = 3, cfg.num_heads = 3, cfg.mlp_hidden = 40;
+  cfg.drop_path_rate = 0.5;
+  for (int variant = 0; variant < 2; ++variant) {
+    if (variant == 1) cfg.reg_tokens = 2, cfg.init_values = 0.3, cfg.qkv_bias = false;
+    torch::manual_seed(6);
+    Vit vit(cfg);
+    auto x = torch::randn({5, 3, 32, 32});
+    std::vector<torch::Tensor> out;
+    std::vector<std::map<std::string, torch::Tensor>> grads(2);
+    vit->train();
+    for (bool on : {true, false}) {
+      vit->set_fast_paths(on);
+      vit->zero_grad();
+      torch::manual_seed(7);  // the same drop-path draws
+      auto e = vit->embed(x);
+      ASSERT_EQ(e.sizes(), (std::vector<int64_t>{5, 24}));
+      torch::manual_seed(8);
+      (e * torch::randn(e.sizes())).sum().backward();
+      out.push_back(e.detach());
+      for (const auto& kv : vit->named_parameters())
+        if (kv.value().grad().defined()) grads[on ? 0 : 1][kv.key()] = kv.value().grad().clone();
+    }
+    EXPECT_LT(max_abs(out[0], out[1]), 1e-5) << "variant " << variant;
+    EXPECT_EQ(grads[0].size(), grads[1].size());
+    const std::string q = "blocks.2.attn.qkv.weight";
+    ASSERT_TRUE(grads[1].count(q));
+    EXPECT_GT(grads[1][q].abs().max().item<double>(), 1e-3);  // the last block's keys and values learn
+    for (const auto& [name, g] : grads[1])
+      EXPECT_LT(max_abs(grads[0][name], g), 1e-5 * (1 + g.abs().max().item<double>())) << name << ", variant " << variant;
+    // Inference: the class token of the full features.
+    vit->eval();
+    vit->set_fast_paths(true);
+    torch::NoGradGuard ng;
+    auto full = vit->forward_features(x).select(1, 0);
+    EXPECT_LT(max_abs(vit->embed(x), full), 1e-5) << "variant " << variant;
+  }
+}
+
 TEST(VitTrainGolden, CloneIsIndependent) {
   auto c = golden::load_case(kDir + "/train_sgd.safetensors");
   Vit vit = load(c);
