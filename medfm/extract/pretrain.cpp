@@ -386,8 +386,8 @@ void draw_views(const std::string& path, const train::Views& v, const Preprocess
   auto stdv = torch::tensor(std::vector<float>(pre.std.begin(), pre.std.end())).view({-1, 1, 1});
   for (int64_t c = 0; c < cols; ++c) {
     for (int64_t r = 0; r < rows; ++r) {
+      // [3,h,w] also for a gray crop: the 3-channel mean and std broadcast over it
       auto img = (v.crops[static_cast<size_t>(c)][r].to(torch::kFloat32) * stdv + mean).clamp(0, 1);
-      if (img.size(0) == 1) img = img.expand({3, -1, -1});
       if (v.masks.defined() && c < v.masks.size(0) && patch > 0) {  // darken the student's masked patches
         const int64_t g = img.size(1) / patch;
         auto m = v.masks[c][r].view({1, g, g}).to(torch::kFloat32);
