@@ -28,6 +28,8 @@ void PretrainData::bind(Config& cfg) {
   cfg.bind("data.volumes", volumes, "NIfTI / DICOM volumes: files, folders (a DICOM series folder) or CSVs");
   cfg.bind("data.weights", weights, "mixture weights of the given kinds (images, slides, volumes order; empty: by size)");
   cfg.bind("data.image_cache_mb", image_cache_mb, "decoded data.images files kept in memory, MiB (0: decode every draw)");
+  cfg.bind("data.image_patch", image_patch,
+           "square patch side in pixels cut at random from each image, centred on its field of view (0: the whole image)");
   cfg.bind("data.window", window, "window for images that are not display images (DICOM)");
   cfg.bind("data.tiles_dir", tiles_dir, "`medfm tile` output (<name>.h5 tile grids); empty: a saturation mask at start");
   cfg.bind("data.slide_mpp", slide_mpp, "um/px of the slide tiles");
@@ -57,10 +59,27 @@ std::string count(int64_t n) {
   return s;
 }
 
+// A random p x p patch of x [C,H,W] in [0,1], centred on a pixel whose brightest channel is above 0.05
+// (the field of view of a fundus photograph, the foreground of a slice; up to 20 tries, else anywhere).
+// Smaller images are padded with background (0) first.
+at::Tensor random_patch(at::Tensor x, int64_t p, Rng& rng) {
+  const int64_t h = x.size(1), w = x.size(2);
+  if (h < p || w < p) x = torch::constant_pad_nd(x, {0, std::max<int64_t>(0, p - w), 0, std::max<int64_t>(0, p - h)}, 0.0);
+  const int64_t H = x.size(1), W = x.size(2);
+  auto fg_t = (std::get<0>(x.max(0)) > 0.05).contiguous();
+  auto fg = fg_t.accessor<bool, 2>();
+  int64_t cy = rng.below(H), cx = rng.below(W);
+  for (int t = 0; t < 20 && !fg[cy][cx]; ++t) cy = rng.below(H), cx = rng.below(W);
+  const int64_t top = std::clamp<int64_t>(cy - p / 2, 0, H - p), left = std::clamp<int64_t>(cx - p / 2, 0, W - p);
+  return x.narrow(1, top, p).narrow(2, left, p).contiguous();
+}
+
 class ImageFiles : public PretrainSource {
  public:
-  ImageFiles(std::vector<std::string> paths, const PretrainData& d) : paths_(std::move(paths)), read_(d.read.options()) {
+  ImageFiles(std::vector<std::string> paths, const PretrainData& d)
+      : paths_(std::move(paths)), read_(d.read.options()), patch_(d.image_patch) {
     intensity_.window = d.window;
+    MEDFM_CHECK_T(ConfigError, d.image_patch >= 0, "data.image_patch: ", d.image_patch, " is negative");
     MEDFM_CHECK_T(ConfigError, d.image_cache_mb >= 0, "data.image_cache_mb: ", d.image_cache_mb, " is negative");
     cache_budget_ = static_cast<size_t>(d.image_cache_mb) << 20;
     for (const auto& p : paths_) {
@@ -70,13 +89,16 @@ class ImageFiles : public PretrainSource {
     }
   }
   int64_t size() const override { return static_cast<int64_t>(paths_.size()); }
-  std::string describe() const override { return "images: " + count(size()) + " files"; }
-  at::Tensor get(int64_t i, Rng&) const override {
+  std::string describe() const override {
+    return "images: " + count(size()) + " files" + (patch_ > 0 ? ", patches of " + std::to_string(patch_) + " px" : "");
+  }
+  at::Tensor get(int64_t i, Rng& rng) const override {
     const auto& p = paths_[static_cast<size_t>(i)];
     try {
       auto d = decoded(static_cast<size_t>(i));
-      if (d->display) return data::display_to_rgb01(d->chw, d->stored_dtype);
-      return data::apply_intensity(d->chw.narrow(0, 0, 1), d->map);
+      auto x = d->display ? data::display_to_rgb01(d->chw, d->stored_dtype)
+                          : data::apply_intensity(d->chw.narrow(0, 0, 1), d->map);
+      return patch_ > 0 ? random_patch(x, patch_, rng) : x;
     } catch (const Error& e) {
       throw Error("pretrain: " + p + ": " + e.what());
     }
@@ -139,6 +161,7 @@ class ImageFiles : public PretrainSource {
 
   std::vector<std::string> paths_;
   io::ReadOptions read_;
+  int patch_;
   data::IntensitySpec intensity_;
   size_t cache_budget_ = 0;
   mutable std::mutex mu_;
@@ -244,19 +267,7 @@ class VolumeSlices : public PretrainSource {
     const auto& it = items_[static_cast<size_t>(i)];
     auto sl = data::extract_slice(vols_[it.volume], it.plane, it.index);
     auto x = data::square_pixels(sl.pixels.to(torch::kFloat32), sl.row_mm, sl.col_mm);  // [1,H,W]
-    if (patch_ <= 0) return x;
-    const int64_t h = x.size(1), w = x.size(2), p = patch_;
-    if (h < p || w < p) {  // pad with background
-      x = torch::constant_pad_nd(x, {0, std::max<int64_t>(0, p - w), 0, std::max<int64_t>(0, p - h)}, 0.0);
-    }
-    const int64_t H = x.size(1), W = x.size(2);
-    // A centre on foreground: up to 20 tries, else anywhere.
-    auto fg_t = (x[0] > 0.05).contiguous();
-    auto fg = fg_t.accessor<bool, 2>();
-    int64_t cy = rng.below(H), cx = rng.below(W);
-    for (int t = 0; t < 20 && !fg[cy][cx]; ++t) cy = rng.below(H), cx = rng.below(W);
-    const int64_t top = std::clamp<int64_t>(cy - p / 2, 0, H - p), left = std::clamp<int64_t>(cx - p / 2, 0, W - p);
-    return x.narrow(1, top, p).narrow(2, left, p).contiguous();
+    return patch_ > 0 ? random_patch(x, patch_, rng) : x;
   }
 
  private:

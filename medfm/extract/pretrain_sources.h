@@ -1,6 +1,8 @@
 // Unlabelled images for pre-training, streamed from the files (never dumped to tiles first):
 //   images   2D image files from folders or CSVs (list_inputs), decoded on demand and kept in an
-//            LRU cache of data.image_cache_mb; DICOM or other measurement images are windowed (data.window)
+//            LRU cache of data.image_cache_mb; DICOM or other measurement images are windowed (data.window);
+//            image_patch > 0 cuts a random square patch of that many pixels centred on the field of view
+//            (large fundus photographs, microscopy fields)
 //   slides   tissue tiles at an exact um/px: the tile grid of `medfm tile` (DIR/<name>.h5 in
 //            data.tiles_dir) when present, otherwise a saturation tissue mask and a grid made at
 //            start; each draw takes a grid tile shifted by a random offset of up to half a tile
@@ -41,6 +43,7 @@ struct PretrainData {
   std::vector<double> weights;                        // per non-empty kind, in the order images, slides, volumes
   std::string window = "auto";                        // images that are not display images
   int64_t image_cache_mb = 1024;                      // decoded images kept in memory (least recently used out)
+  int image_patch = 0;                                // random square patches of this side (0: whole images)
   // slides
   std::string tiles_dir;  // `medfm tile` output with <name>.h5 per slide (optional)
   double slide_mpp = 0.5;

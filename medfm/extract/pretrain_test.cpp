@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "medfm/core/config.h"
 #include "medfm/core/error.h"
@@ -199,6 +200,42 @@ TEST(PretrainSources, ImageCacheNeverChangesADraw) {
   for (int64_t i : {2, 1, 0}) EXPECT_TRUE(torch::equal(a->get(i, r), b->get(i, r))) << "image " << i;
   cached.image_cache_mb = -1;
   EXPECT_THROW(make_pretrain_source(cached), ConfigError);
+}
+
+TEST(PretrainSources, ImagePatchesComeFromTheFieldOfView) {
+  // A fundus-like 300 x 200 image: a bright disc of radius 90 on black, and a 20 x 20 image smaller
+  // than the patch. Patches of 32 px are centred on the disc and never all background.
+  const std::string dir = ::testing::TempDir() + "/pt_patch";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto yy = torch::arange(200, torch::kFloat).view({200, 1}), xx = torch::arange(300, torch::kFloat).view({1, 300});
+  auto disc = ((yy - 100).pow(2) + (xx - 150).pow(2) <= 90 * 90).to(torch::kUInt8) * 200;
+  io::write_png(dir + "/a_fundus.png", disc.unsqueeze(0).expand({3, 200, 300}).contiguous());
+  io::write_png(dir + "/b_small.png", torch::full({3, 20, 20}, 180, torch::kUInt8));
+  PretrainData d;
+  d.images = {dir};
+  auto whole = make_pretrain_source(d);
+  Rng r0({4});
+  EXPECT_EQ(whole->get(0, r0).sizes(), (std::vector<int64_t>{3, 200, 300}));
+  d.image_patch = 32;
+  auto src = make_pretrain_source(d);
+  EXPECT_NE(src->describe().find("patches of 32 px"), std::string::npos) << src->describe();
+  std::set<double> seen;
+  for (uint64_t i = 0; i < 30; ++i) {
+    Rng r({5, i}), again({5, i});
+    auto p = src->get(0, r);
+    ASSERT_EQ(p.sizes(), (std::vector<int64_t>{3, 32, 32}));
+    EXPECT_TRUE(torch::equal(p, src->get(0, again))) << "draw " << i << " depends on more than (i, rng)";
+    EXPECT_GE((p > 0.05).to(torch::kFloat).mean().item<double>(), 0.25) << "draw " << i << " is mostly background";
+    seen.insert(p.sum().item<double>());
+  }
+  EXPECT_GT(seen.size(), 5u) << "patches from different places";
+  Rng r1({6});
+  auto small = src->get(1, r1);  // padded with background to 32 x 32
+  EXPECT_EQ(small.sizes(), (std::vector<int64_t>{3, 32, 32}));
+  EXPECT_NEAR((small > 0.05).to(torch::kFloat).mean().item<double>(), 400.0 / 1024.0, 1e-6);
+  d.image_patch = -1;
+  EXPECT_THROW(make_pretrain_source(d), ConfigError);
 }
 
 }  // namespace
