@@ -49,15 +49,15 @@ r = rows(run)
 info = json.load(open(run + '/run.json'))
 term = 'dino' if 'dino' in r[0] else 'nt_xent' if 'nt_xent' in r[0] else 'loss'
 same = {'dino': math.log(2048), 'nt_xent': math.log(2 * 32 - 1)}.get(term)
-mean = lambda xs: sum(x[term] for x in xs) / len(xs)
+mean = lambda xs, key=term: sum(x[key] for x in xs) / len(xs)
 first, last = mean(r[:10]), mean(r[-10:])
 out = {'domain': domain, 'method': name, 'steps': len(r), 'term': term, 'first10': first, 'last10': last,
        'same_output_value': same, 'images_per_s': info['images_per_s'], 'data': info['data']}
 if term == 'dino':
     out['peak10'] = max(mean(r[i:i + 10]) for i in range(10, len(r) - 9))
-    out['control_last10'] = sum(x['dino'] for x in rows(control)[-10:]) / 10
-    out['teacher_entropy_last10'] = sum(x['teacher_entropy'] for x in r[-10:]) / 10
-    out['teacher_mean_entropy_last10'] = sum(x['teacher_mean_entropy'] for x in r[-10:]) / 10
+    out['control_last10'] = mean(rows(control)[-10:])
+    for key in ('teacher_entropy', 'teacher_mean_entropy'):
+        out[key + '_last10'] = mean(r[-10:], key)
     out['learns'] = None if name == 'dino_frozen' else last < out['peak10'] and last < out['control_last10'] - 0.1
 else:
     out['learns'] = last < first and (same is None or last < same - 0.01)

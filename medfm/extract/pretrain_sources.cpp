@@ -65,11 +65,16 @@ std::string count(int64_t n) {
 at::Tensor random_patch(at::Tensor x, int64_t p, Rng& rng) {
   const int64_t h = x.size(1), w = x.size(2);
   if (h < p || w < p) x = torch::constant_pad_nd(x, {0, std::max<int64_t>(0, p - w), 0, std::max<int64_t>(0, p - h)}, 0.0);
-  const int64_t H = x.size(1), W = x.size(2);
-  auto fg_t = (std::get<0>(x.max(0)) > 0.05).contiguous();
-  auto fg = fg_t.accessor<bool, 2>();
+  x = x.contiguous();
+  const int64_t C = x.size(0), H = x.size(1), W = x.size(2);
+  auto px = x.accessor<float, 3>();  // only the tried centres are looked at, not a whole-image mask
+  auto fg = [&](int64_t y, int64_t xx) {
+    for (int64_t c = 0; c < C; ++c)
+      if (px[c][y][xx] > 0.05f) return true;
+    return false;
+  };
   int64_t cy = rng.below(H), cx = rng.below(W);
-  for (int t = 0; t < 20 && !fg[cy][cx]; ++t) cy = rng.below(H), cx = rng.below(W);
+  for (int t = 0; t < 20 && !fg(cy, cx); ++t) cy = rng.below(H), cx = rng.below(W);
   const int64_t top = std::clamp<int64_t>(cy - p / 2, 0, H - p), left = std::clamp<int64_t>(cx - p / 2, 0, W - p);
   return x.narrow(1, top, p).narrow(2, left, p).contiguous();
 }
