@@ -427,14 +427,6 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
     MEDFM_CHECK_T(ConfigError, !fs::exists(run / "metrics.jsonl") && latest_checkpoint(job.out).empty(), "pretrain: ",
                   job.out, " holds a run already: give --resume to continue it, or another --out");
   }
-  dist->barrier();  // every rank has looked at the directory before rank 0 writes to it
-  std::error_code ec;
-  if (lead) {
-    fs::create_directories(ckpt_dir, ec);
-    MEDFM_CHECK_T(IoError, !ec && fs::is_directory(ckpt_dir), "pretrain: cannot create ", ckpt_dir, ": ", ec.message());
-    write_text_atomic((run / "config.toml").string(), resolved_toml);
-  }
-
   // Model: the registry entry at the views' size, random or released weights.
   models::ModelSpec spec = job.trained_model_spec();
   const int img = job.trained_img_size();
@@ -469,6 +461,16 @@ PretrainResult run_pretrain(const PretrainJob& job, const std::string& resolved_
                   " must equal views.global_size ", job.views.global_size, " (the encoder sees whole views)");
   auto source = make_pretrain_source(job.data);
   say("data: " + source->describe());
+
+  // The run directory is written only once the model and the data have been found: a run that
+  // fails on them leaves nothing behind.
+  dist->barrier();  // every rank has looked at the directory before rank 0 writes to it
+  std::error_code ec;
+  if (lead) {
+    fs::create_directories(ckpt_dir, ec);
+    MEDFM_CHECK_T(IoError, !ec && fs::is_directory(ckpt_dir), "pretrain: cannot create ", ckpt_dir, ": ", ec.message());
+    write_text_atomic((run / "config.toml").string(), resolved_toml);
+  }
 
   const auto& t = job.train;
   const double lr = t.blr * t.batch_size / 256.0;
