@@ -2,8 +2,9 @@
 # Training-step throughput: medfm's objectives (medfm_bench_train) against the same objectives in
 # PyTorch eager (train_peer.py, Debian's torch 1.13) in the same run, alternating, on fixed random
 # views; then two-process scaling of `medfm pretrain` (c10d Gloo on loopback) drawn as a figure.
-# Usage: [REPS=3] [ROWS=tiny] run_train_bench.sh [BUILD_DIR=build] [OUT=/tmp/medfm_train_bench]
-# (ROWS greps the table of configurations below: "tiny" for the ViT-Ti rows only)
+# Usage: [REPS=3] [ROWS=tiny] [TUNED=0] run_train_bench.sh [BUILD_DIR=build] [OUT=/tmp/medfm_train_bench]
+# (ROWS greps the table of configurations below: "tiny" for the ViT-Ti rows only; TUNED=0 leaves out
+# the eager run with medfm's allocator setting. MEDFM_BENCH_PHASES=1 adds forward and backward times.)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 B=$(readlink -f "${1:-$HERE/../build}")
@@ -14,7 +15,7 @@ mkdir -p "$OUT"
 : > "$OUT/steps.jsonl"
 cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }  # total, steal (ticks)
 read -r tot0 steal0 < <(cpu_ticks)
-TUNED=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647
+TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647
 # method model img local n_local batch dino_out (ROWS=tiny: the ViT-Ti rows only)
 while read -r m model img local nl batch out; do
   for rep in $(seq "${REPS:-3}"); do
@@ -22,7 +23,7 @@ while read -r m model img local nl batch out; do
     DINO_OUT=$out $PY "$HERE/train_peer.py" "$m" "$model" "$img" "$local" "$nl" "$batch" 5 >> "$OUT/steps.jsonl"
     # The eager peer given the allocator setting medfm makes for itself (runtime.h retain_freed_memory),
     # through glibc's environment tunables: what a PyTorch user could set by hand.
-    GLIBC_TUNABLES=$TUNED PEER_LABEL=pytorch-eager-tuned DINO_OUT=$out $PY "$HERE/train_peer.py" "$m" "$model" "$img" "$local" "$nl" "$batch" 5 >> "$OUT/steps.jsonl"
+    [ "${TUNED:-1}" = 0 ] || GLIBC_TUNABLES=$TUNABLES PEER_LABEL=pytorch-eager-tuned DINO_OUT=$out $PY "$HERE/train_peer.py" "$m" "$model" "$img" "$local" "$nl" "$batch" 5 >> "$OUT/steps.jsonl"
   done
 done < <(grep "${ROWS:-}" <<'EOF2'
 dino vit_tiny_patch16_224 96 48 6 32 4096
@@ -54,16 +55,21 @@ for r in rows:
     k = (r["method"], r["model"], r["img"], r["batch"], r["n_local"])
     if k not in keys:
         keys.append(k)
-print("| method | model | img | local crops | batch | medfm img/s | eager img/s | ratio | eager, tuned malloc, img/s | ratio | medfm img/CPU-s | eager img/CPU-s | ratio (CPU time) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| method | model | img | local crops | batch | medfm img/s | eager img/s | ratio | median of paired ratios | eager, tuned malloc, img/s | ratio | medfm img/CPU-s | eager img/CPU-s | ratio (CPU time) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for k in keys:
     def med(field, impl):  # the median over repetitions
         v = sorted(r[field] for r in rows if (r["method"], r["model"], r["img"], r["batch"], r["n_local"]) == k and r["impl"] == impl)
         return v[len(v) // 2] if v else float("nan")
     mm, pp, pt = med("images_per_s", "medfm"), med("images_per_s", "pytorch-eager"), med("images_per_s", "pytorch-eager-tuned")
     mc, pc = med("images_per_cpu_s", "medfm"), med("images_per_cpu_s", "pytorch-eager")
+    # Each repetition runs medfm then eager back to back: the ratio within a pair cancels most of the
+    # host's slow drift in speed, which on a shared VM can exceed the difference being measured.
+    mine = [r for r in rows if (r["method"], r["model"], r["img"], r["batch"], r["n_local"]) == k]
+    pairs = [a["images_per_s"] / b["images_per_s"] for a, b in zip(mine, mine[1:]) if a["impl"] == "medfm" and b["impl"] == "pytorch-eager"]
+    pr = sorted(pairs)[len(pairs) // 2] if pairs else float("nan")
     loc = f"{k[4]}" if k[4] else "-"
-    print(f"| {k[0]} | {k[1]} | {k[2]} | {loc} | {k[3]} | {mm:.1f} | {pp:.1f} | {mm / pp:.2f}x | {pt:.1f} | {mm / pt:.2f}x | {mc:.1f} | {pc:.1f} | {mc / pc:.2f}x |")
+    print(f"| {k[0]} | {k[1]} | {k[2]} | {loc} | {k[3]} | {mm:.1f} | {pp:.1f} | {mm / pp:.2f}x | {pr:.2f}x ({', '.join(f'{x:.2f}' for x in pairs)}) | {pt:.1f} | {mm / pt:.2f}x | {mc:.1f} | {pc:.1f} | {mc / pc:.2f}x |")
 st = open(out + "/steal.txt").read().split()
 print(f"\nCPU time stolen by the hypervisor during the step runs: {100 * float(st[0]):.0f}% (/proc/stat)")
 sc = [json.loads(l) for l in open(out + "/scaling.jsonl")]

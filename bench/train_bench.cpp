@@ -80,12 +80,33 @@ int main(int argc, char** argv) {
     if (s > 0) rates.push_back(batch / dt), cpu_rates.push_back(batch / cpu);
   }
   prof.reset();
+  // MEDFM_BENCH_PHASES=1: after the timed steps, STEPS more forward passes (the objective's loss)
+  // and backward passes timed apart; the rest of a step (clipping, AdamW, EMA) is the step's median
+  // time less these two medians.
+  nlohmann::json phases;
+  if (std::getenv("MEDFM_BENCH_PHASES")) {
+    std::vector<double> fwd, bwd;
+    for (int s = 0; s < steps; ++s) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto out = obj->loss(v, steps);
+      out.loss.item<double>();
+      auto t1 = std::chrono::steady_clock::now();
+      out.loss.backward();
+      auto t2 = std::chrono::steady_clock::now();
+      fwd.push_back(std::chrono::duration<double>(t1 - t0).count());
+      bwd.push_back(std::chrono::duration<double>(t2 - t1).count());
+      for (auto& p : obj->trained().parameters()) p.mutable_grad() = torch::Tensor();
+    }
+    std::sort(fwd.begin(), fwd.end());
+    std::sort(bwd.begin(), bwd.end());
+    phases = {{"forward_s", fwd[fwd.size() / 2]}, {"backward_s", bwd[bwd.size() / 2]}};
+  }
   std::sort(rates.begin(), rates.end());
   std::sort(cpu_rates.begin(), cpu_rates.end());
   std::cout << nlohmann::json{{"impl", "medfm"}, {"method", method}, {"model", model}, {"img", img}, {"batch", batch},
                               {"n_local", n_local}, {"threads", torch::get_num_threads()},
                               {"images_per_s", rates[rates.size() / 2]},
-                              {"images_per_cpu_s", cpu_rates[cpu_rates.size() / 2]}, {"last_loss", loss}}
+                              {"images_per_cpu_s", cpu_rates[cpu_rates.size() / 2]}, {"last_loss", loss}, {"phases", phases}}
                    .dump()
             << "\n";
 }

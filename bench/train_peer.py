@@ -43,13 +43,16 @@ def main(method, model, img, local, n_local, batch, steps=6):
         params += [q for q in head.parameters() if q.requires_grad]
         crops = [torch.randn(batch, 3, img, img) for _ in range(2)] + [torch.randn(batch, 3, local, local) for _ in range(n_local)]
 
-        def step(it):
+        def fwd(it):
             with torch.no_grad():
                 t_out = t_head(embed(teacher, torch.cat(crops[:2])))
             outs = [embed(p, torch.cat(crops[:2]))]
             if n_local:
                 outs.append(embed(p, torch.cat(crops[2:])))
-            loss = loss_fn(head(torch.cat(outs)), t_out, it)
+            return loss_fn(head(torch.cat(outs)), t_out, it)
+
+        def step(it):
+            loss = fwd(it)
             opt.zero_grad()
             loss.backward()
             for q in params:
@@ -83,7 +86,7 @@ def main(method, model, img, local, n_local, batch, steps=6):
         pos = torch.from_numpy(sincos_2d(DD, grid)).float().unsqueeze(0)
         x_img = torch.randn(batch, 3, img, img)
 
-        def step(it):
+        def fwd(it):
             tok = vit_ref.prepare_tokens(cfg, p, x_img)
             kept, mask, ids_restore = random_masking(tok[:, 1:], 0.75, torch.rand(batch, grid * grid))
             x = vit_ref.run_blocks(cfg, p, torch.cat([tok[:, :1], kept], 1), "blocks.", depth, D, heads, 1e-6)
@@ -95,7 +98,10 @@ def main(method, model, img, local, n_local, batch, steps=6):
             x = vit_ref.run_blocks(dict(cfg, init_values=0.0, swiglu=False), dec, x, "decoder_blocks.", DDEP, DD, DH, 1e-6)
             x = F.layer_norm(x, (DD,), dec["decoder_norm.weight"], dec["decoder_norm.bias"], 1e-6)
             pred = F.linear(x, dec["decoder_pred.weight"], dec["decoder_pred.bias"])[:, 1:]
-            loss = forward_loss(x_img, pred, mask, 16)
+            return forward_loss(x_img, pred, mask, 16)
+
+        def step(it):
+            loss = fwd(it)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -105,9 +111,12 @@ def main(method, model, img, local, n_local, batch, steps=6):
         params += list(head.parameters())
         v1, v2 = torch.randn(batch, 3, img, img), torch.randn(batch, 3, img, img)
 
-        def step(it):
+        def fwd(it):
             z = head(embed(p, torch.cat([v1, v2])))
-            loss = nt_xent(z[:batch], z[batch:], 0.1)
+            return nt_xent(z[:batch], z[batch:], 0.1)
+
+        def step(it):
+            loss = fwd(it)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 3.0)
@@ -131,12 +140,29 @@ def main(method, model, img, local, n_local, batch, steps=6):
     if prof is not None:
         prof.__exit__(None, None, None)
         prof.export_chrome_trace(os.environ["MEDFM_PROFILE"])
+    # MEDFM_BENCH_PHASES=1: STEPS more forward and backward passes timed apart (as medfm_bench_train).
+    phases = {}
+    if os.environ.get("MEDFM_BENCH_PHASES"):
+        f, b = [], []
+        for it in range(steps):
+            t0 = time.perf_counter()
+            loss_ = fwd(steps)
+            float(loss_)
+            t1 = time.perf_counter()
+            loss_.backward()
+            t2 = time.perf_counter()
+            f.append(t1 - t0)
+            b.append(t2 - t1)
+            opt.zero_grad()
+        f.sort()
+        b.sort()
+        phases = {"forward_s": f[len(f) // 2], "backward_s": b[len(b) // 2]}
     rates.sort()
     cpu_rates.sort()
     print(json.dumps({"impl": os.environ.get("PEER_LABEL", "pytorch-eager"), "method": method, "model": model, "img": img, "batch": batch,
                       "n_local": n_local, "threads": torch.get_num_threads(), "images_per_s": rates[len(rates) // 2],
                       "images_per_cpu_s": cpu_rates[len(cpu_rates) // 2],
-                      "last_loss": float(loss)}))
+                      "last_loss": float(loss), "phases": phases}))
 
 
 if __name__ == "__main__":
