@@ -76,6 +76,21 @@ void gelu_backward_row_portable(const float* g, const float* pre, float* out, in
   }
 }
 
+// The AVX2 loop's tail and the portable code: the same operations in the same order, so a value
+// does not depend on where it falls in the array. The order is LibTorch's (mul_ then add_'s fused
+// multiply-add for m, addcmul_'s (value g) g for v, then div, add, addcdiv_).
+__attribute__((noinline)) void adamw_portable(float* p, const float* g, float* m, float* v, int64_t n, const AdamwCoeffs& c) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float gj = g[j];
+    const float mj = std::fma(gj, c.one_minus_beta1, m[j] * c.beta1);
+    const float vj = v[j] * c.beta2 + (c.one_minus_beta2 * gj) * gj;
+    m[j] = mj;
+    v[j] = vj;
+    const float denom = std::sqrt(vj) / c.sqrt_bc2 + c.eps;
+    p[j] = p[j] * c.decay - c.step_size * (mj / denom);
+  }
+}
+
 // Abramowitz-Stegun 7.1.26: erf(a) = 1 - t (p1 + t (p2 + t (p3 + t (p4 + t p5)))) e^(-a^2), t = 1 / (1 + p a), a >= 0.
 constexpr float kErfP = 0.3275911f;
 constexpr float kErfA[5] = {0.254829592f, -0.284496736f, 1.421413741f, -1.453152027f, 1.061405429f};
@@ -298,6 +313,28 @@ __attribute__((target("avx2,fma"))) bool softmax_row_avx2(float* x, int64_t n) {
   return true;
 }
 
+// AdamW is bound by memory, so AVX2 serves the AVX-512 machines as well. Only m's update is an FMA
+// (as adamw_portable's std::fma); the other products and sums round separately, so GCC must not
+// contract them into FMAs here (fp-contract=off).
+__attribute__((target("avx2,fma"), optimize("fp-contract=off"))) void adamw_avx2(float* p, const float* g, float* m, float* v, int64_t n,
+                                                const AdamwCoeffs& c) {
+  const __m256 b1 = _mm256_set1_ps(c.beta1), ob1 = _mm256_set1_ps(c.one_minus_beta1), b2 = _mm256_set1_ps(c.beta2),
+               ob2 = _mm256_set1_ps(c.one_minus_beta2), ss = _mm256_set1_ps(c.step_size),
+               bc2 = _mm256_set1_ps(c.sqrt_bc2), eps = _mm256_set1_ps(c.eps), decay = _mm256_set1_ps(c.decay);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 gj = _mm256_loadu_ps(g + j);
+    const __m256 mj = _mm256_fmadd_ps(gj, ob1, _mm256_mul_ps(_mm256_loadu_ps(m + j), b1));
+    const __m256 vj = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + j), b2), _mm256_mul_ps(_mm256_mul_ps(ob2, gj), gj));
+    _mm256_storeu_ps(m + j, mj);
+    _mm256_storeu_ps(v + j, vj);
+    const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vj), bc2), eps);
+    const __m256 pj = _mm256_mul_ps(_mm256_loadu_ps(p + j), decay);
+    _mm256_storeu_ps(p + j, _mm256_sub_ps(pj, _mm256_mul_ps(ss, _mm256_div_ps(mj, denom))));
+  }
+  adamw_portable(p + j, g + j, m + j, v + j, n - j, c);
+}
+
 #endif
 
 Isa detect() {
@@ -413,6 +450,18 @@ void gelu_backward_rows_isa(Isa isa, const float* grad, const float* pre, float*
 
 void gelu_backward_rows(const float* grad, const float* pre, float* out, int64_t rows, int64_t n, float* colsum) {
   gelu_backward_rows_isa(best_isa(), grad, pre, out, rows, n, colsum);
+}
+
+void adamw_update_isa(Isa isa, float* p, const float* g, float* m, float* v, int64_t n, const AdamwCoeffs& c) {
+  check_isa(isa, "adamw_update");
+#ifdef MEDFM_X86_KERNELS
+  if (isa != Isa::kPortable) return adamw_avx2(p, g, m, v, n, c);
+#endif
+  adamw_portable(p, g, m, v, n, c);
+}
+
+void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamwCoeffs& c) {
+  adamw_update_isa(best_isa(), p, g, m, v, n, c);
 }
 
 }  // namespace medfm::models::kernels

@@ -26,6 +26,17 @@ void bias_gelu_train_rows(float* pre, float* out, int64_t rows, int64_t n, const
 // is added into colsum[n] (the bias gradient). out may be grad.
 void gelu_backward_rows(const float* grad, const float* pre, float* out, int64_t rows, int64_t n, float* colsum);
 
+// One AdamW step in place over n floats: torch.optim.AdamW's update (decoupled weight decay,
+// no amsgrad) in one pass over memory, where LibTorch's AdamW makes eight passes and two
+// temporaries per parameter:
+//   p <- p decay;  m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2;
+//   p <- p - step_size m / (sqrt(v) / sqrt_bc2 + eps)
+// with decay = 1 - lr wd, step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t).
+struct AdamwCoeffs {
+  float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, sqrt_bc2, eps;
+};
+void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamwCoeffs& c);
+
 // The instruction sets the kernels have code for; best_isa() is what softmax_rows uses here.
 // softmax_rows_isa runs one explicitly (tests compare them); asking for one this CPU lacks throws.
 enum class Isa { kPortable, kAvx2, kAvx512 };
@@ -36,5 +47,6 @@ void bias_gelu_rows_isa(Isa isa, float* x, int64_t rows, int64_t n, const float*
 void bias_gelu_train_rows_isa(Isa isa, float* pre, float* out, int64_t rows, int64_t n, const float* bias);
 void gelu_backward_rows_isa(Isa isa, const float* grad, const float* pre, float* out, int64_t rows, int64_t n,
                             float* colsum);
+void adamw_update_isa(Isa isa, float* p, const float* g, float* m, float* v, int64_t n, const AdamwCoeffs& c);
 
 }  // namespace medfm::models::kernels

@@ -146,6 +146,42 @@ TEST(CpuKernels, TrainingGeluAndItsBackwardMatchLibTorch) {
   }
 }
 
+// One AdamW step against LibTorch's sequence of tensor ops (torch::optim::AdamW's), for lengths
+// around the vector width; every instruction set gives the same bits (the AVX2 loop and its scalar
+// tail do the same operations in the same order).
+TEST(CpuKernels, AdamwUpdateMatchesLibTorchAndIsBitIdenticalAcrossIsas) {
+  torch::manual_seed(4);
+  const double lr = 3e-3, wd = 0.05, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const int64_t t = 3;
+  const double bc1 = 1 - std::pow(b1, t), bc2 = 1 - std::pow(b2, t);
+  const AdamwCoeffs c{static_cast<float>(1 - lr * wd), static_cast<float>(b1), static_cast<float>(1 - b1),
+                      static_cast<float>(b2), static_cast<float>(1 - b2), static_cast<float>(lr / bc1),
+                      static_cast<float>(std::sqrt(bc2)), static_cast<float>(eps)};
+  for (int64_t n : {1, 7, 8, 9, 31, 1000, 1003}) {
+    auto p = torch::randn({n}), g = torch::randn({n}) * 0.1, m = torch::randn({n}) * 0.01, v = torch::rand({n}) * 1e-3;
+    // The reference: LibTorch's AdamW step written out.
+    auto rp = p.clone(), rm = m.clone(), rv = v.clone();
+    rp.mul_(1 - lr * wd);
+    rm.mul_(b1).add_(g, 1 - b1);
+    rv.mul_(b2).addcmul_(g, g, 1 - b2);
+    rp.addcdiv_(rm, (rv.sqrt() / std::sqrt(bc2)).add_(eps), -lr / bc1);
+    std::vector<torch::Tensor> first;
+    for (Isa isa : isas()) {
+      auto kp = p.clone(), km = m.clone(), kv = v.clone();
+      adamw_update_isa(isa, kp.data_ptr<float>(), g.data_ptr<float>(), km.data_ptr<float>(), kv.data_ptr<float>(), n, c);
+      EXPECT_TRUE(torch::allclose(km, rm, 1e-6, 1e-9)) << isa_name(isa) << " n=" << n;
+      EXPECT_TRUE(torch::allclose(kv, rv, 1e-6, 1e-12)) << isa_name(isa) << " n=" << n;
+      EXPECT_TRUE(torch::allclose(kp, rp, 1e-6, 1e-7)) << isa_name(isa) << " n=" << n
+                                                         << " max diff " << (kp - rp).abs().max().item<float>();
+      EXPECT_FALSE(torch::equal(kp, p)) << "the update moved nothing";
+      if (first.empty()) first = {kp, km, kv};
+      else
+        for (int i = 0; i < 3; ++i)
+          EXPECT_TRUE(torch::equal(first[i], std::vector<torch::Tensor>{kp, km, kv}[i])) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
+
 TEST(CpuKernels, AskingForAnIsaThisCpuLacksThrows) {
   if (best_isa() == Isa::kAvx512) GTEST_SKIP() << "this CPU has every kernel's instruction set";
   float x[4] = {0, 1, 2, 3};

@@ -1,6 +1,11 @@
 #include "medfm/train/optim.h"
 
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
 #include "medfm/core/error.h"
+#include "medfm/models/cpu_kernels.h"
 
 namespace medfm::train {
 
@@ -30,7 +35,74 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<ParamGroup>& g
     o->betas(std::make_tuple(betas1, betas2)).eps(1e-8).weight_decay(0.0);
     pg.emplace_back(g.tensors, std::move(o));
   }
-  return std::make_unique<torch::optim::AdamW>(pg, torch::optim::AdamWOptions(0.0));
+  return std::make_unique<FusedAdamW>(pg, torch::optim::AdamWOptions(0.0));
+}
+
+bool FusedAdamW::fusable() {
+  auto plain = [](const torch::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided && t.is_contiguous();
+  };
+  for (auto& group : param_groups()) {
+    if (static_cast<torch::optim::AdamWOptions&>(group.options()).amsgrad()) return false;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (!plain(p) || !plain(p.grad())) return false;
+      auto it = state_.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (it == state_.end()) continue;
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      if (!plain(s.exp_avg()) || !plain(s.exp_avg_sq())) return false;
+    }
+  }
+  return true;
+}
+
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  if (!fusable()) return torch::optim::AdamW::step(closure);
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups()) {
+    const auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
+    const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      auto it = state_.find(key);
+      if (it == state_.end()) {
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->step(0);
+        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+        state_[key] = std::move(s);
+        it = state_.find(key);
+      }
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      s.step(s.step() + 1);
+      // The scalars as LibTorch's AdamW forms them (in double, then float for a float tensor).
+      const double bc1 = 1 - std::pow(beta1, static_cast<double>(s.step()));
+      const double bc2 = 1 - std::pow(beta2, static_cast<double>(s.step()));
+      const models::kernels::AdamwCoeffs c{static_cast<float>(o.weight_decay() != 0 ? 1 - o.lr() * o.weight_decay() : 1.0),
+                                           static_cast<float>(beta1),
+                                           static_cast<float>(1 - beta1),
+                                           static_cast<float>(beta2),
+                                           static_cast<float>(1 - beta2),
+                                           static_cast<float>(o.lr() / bc1),
+                                           static_cast<float>(std::sqrt(bc2)),
+                                           static_cast<float>(o.eps())};
+      float* pp = p.data_ptr<float>();
+      const float* gp = p.grad().data_ptr<float>();
+      float* mp = s.exp_avg().data_ptr<float>();
+      float* vp = s.exp_avg_sq().data_ptr<float>();
+      // Large tensors split over the threads; the many small ones (biases, norms) run inline.
+      at::parallel_for(0, p.numel(), int64_t{1} << 16, [&](int64_t b, int64_t e) {
+        models::kernels::adamw_update(pp + b, gp + b, mp + b, vp + b, e - b, c);
+      });
+    }
+  }
+  return loss;
 }
 
 void set_lr_wd(torch::optim::AdamW& opt, const std::vector<ParamGroup>& groups, double lr, double wd) {

@@ -26,8 +26,22 @@ struct ParamGroup {
 std::vector<ParamGroup> weight_decay_groups(const torch::nn::Module& module, const std::set<std::string>& no_decay_names,
                                             const std::string& prefix = "");
 
+// torch::optim::AdamW with its update in one fused pass per parameter (models/cpu_kernels.h,
+// adamw_update) when every parameter being stepped is a contiguous float32 CPU tensor with a dense
+// float32 gradient and no group uses amsgrad; otherwise LibTorch's own step. Same state (exp_avg,
+// exp_avg_sq, step), options and checkpoints as its base. The values equal the base's to float
+// rounding (LibTorch's kernels contract some products into FMAs; test FusedAdamW.*).
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+
+ private:
+  bool fusable();
+};
+
 // AdamW over the groups (betas 0.9 / 0.999, eps 1e-8, as torch.optim.AdamW), one torch param
-// group each, in order.
+// group each, in order (a FusedAdamW).
 std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<ParamGroup>& groups, double betas1 = 0.9,
                                                 double betas2 = 0.999);
 

@@ -64,6 +64,75 @@ TEST(ParamGroups, AdamWStepDecaysOnlyTheDecayGroup) {
   EXPECT_TRUE(torch::equal(b, b0));
 }
 
+// The fused AdamW against LibTorch's over several steps: two groups (one without weight decay, one
+// at another learning rate), a tensor large enough to be split over threads with a ragged end,
+// small ones, and a parameter that never gets a gradient (no state, not moved).
+TEST(FusedAdamW, FollowsLibTorchAdamWOverSteps) {
+  torch::manual_seed(5);
+  const std::vector<std::vector<int64_t>> shapes{{70001}, {3, 5}, {129}, {64, 33}};
+  std::vector<torch::Tensor> a, b;
+  for (const auto& s : shapes) {
+    a.push_back(torch::randn(s).requires_grad_(true));
+    b.push_back(a.back().detach().clone().requires_grad_(true));
+  }
+  auto make = [](std::vector<torch::Tensor>& ps, bool fused) -> std::unique_ptr<torch::optim::AdamW> {
+    std::vector<torch::optim::OptimizerParamGroup> pg;
+    pg.emplace_back(std::vector<torch::Tensor>{ps[0], ps[1]}, std::make_unique<torch::optim::AdamWOptions>(2e-3));
+    static_cast<torch::optim::AdamWOptions&>(pg.back().options()).weight_decay(0.05);
+    pg.emplace_back(std::vector<torch::Tensor>{ps[2], ps[3]}, std::make_unique<torch::optim::AdamWOptions>(5e-3));
+    static_cast<torch::optim::AdamWOptions&>(pg.back().options()).weight_decay(0.0);
+    if (fused) return std::make_unique<FusedAdamW>(pg, torch::optim::AdamWOptions(0.0));
+    return std::make_unique<torch::optim::AdamW>(pg, torch::optim::AdamWOptions(0.0));
+  };
+  auto fused = make(a, true), ref = make(b, false);
+  const auto never0 = a[3].detach().clone();
+  for (int step = 0; step < 6; ++step) {
+    for (size_t i = 0; i + 1 < a.size(); ++i) {  // a[3] never gets a gradient
+      auto g = torch::randn(a[i].sizes()) * (step + 1);
+      a[i].mutable_grad() = g.clone();
+      b[i].mutable_grad() = g.clone();
+    }
+    fused->step();
+    ref->step();
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6))
+          << "step " << step << " tensor " << i << ": max diff " << (a[i] - b[i]).abs().max().item<float>();
+  }
+  EXPECT_FALSE(torch::equal(a[0], b[0].detach().clone().zero_()));
+  EXPECT_TRUE(torch::equal(a[3], never0));
+  // The same state as the base class keeps (what checkpoints save): step counts and moments.
+  const auto& sa = fused->state();
+  const auto& sb = ref->state();
+  EXPECT_EQ(sa.size(), 3u);
+  EXPECT_EQ(sb.size(), 3u);
+  for (size_t i = 0; i + 1 < a.size(); ++i) {
+    auto& x = static_cast<torch::optim::AdamWParamState&>(*sa.at(c10::guts::to_string(a[i].unsafeGetTensorImpl())));
+    auto& y = static_cast<torch::optim::AdamWParamState&>(*sb.at(c10::guts::to_string(b[i].unsafeGetTensorImpl())));
+    EXPECT_EQ(x.step(), 6);
+    EXPECT_EQ(y.step(), 6);
+    EXPECT_TRUE(torch::allclose(x.exp_avg(), y.exp_avg(), 1e-5, 1e-7));
+    EXPECT_TRUE(torch::allclose(x.exp_avg_sq(), y.exp_avg_sq(), 1e-5, 1e-9));
+  }
+}
+
+// Parameters the fused pass does not take (double here) go through LibTorch's own step: the
+// same bits as torch::optim::AdamW.
+TEST(FusedAdamW, OtherTensorsTakeLibTorchsStep) {
+  torch::manual_seed(6);
+  auto a = torch::randn({10, 3}, torch::kDouble).requires_grad_(true);
+  auto b = a.detach().clone().requires_grad_(true);
+  FusedAdamW fused({a}, torch::optim::AdamWOptions(1e-2).weight_decay(0.1));
+  torch::optim::AdamW ref({b}, torch::optim::AdamWOptions(1e-2).weight_decay(0.1));
+  for (int step = 0; step < 3; ++step) {
+    auto g = torch::randn({10, 3}, torch::kDouble);
+    a.mutable_grad() = g.clone();
+    b.mutable_grad() = g.clone();
+    fused.step();
+    ref.step();
+  }
+  EXPECT_TRUE(torch::equal(a, b));
+}
+
 class NanObjective : public Objective {
  public:
   NanObjective() : lin(2, 1) {}
