@@ -4,6 +4,7 @@
 
 #include "medfm/core/error.h"
 #include "medfm/core/safetensors.h"
+#include "medfm/train/optim.h"
 
 namespace medfm::train {
 
@@ -29,8 +30,6 @@ void load_module_state(torch::nn::Module& module, const std::string& prefix,
 
 namespace {
 
-std::string key_of(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
-
 std::string optim_name(size_t g, size_t i, const char* what) {
   return "optim." + std::to_string(g) + "." + std::to_string(i) + "." + what;
 }
@@ -48,7 +47,7 @@ void save_train_checkpoint(const std::string& path, Objective& objective, Traine
   for (size_t g = 0; g < groups.size(); ++g) {
     const auto& params = groups[g].params();
     for (size_t i = 0; i < params.size(); ++i) {
-      auto it = st.find(key_of(params[i]));
+      auto it = st.find(optim_state_key(params[i]));
       if (it == st.end()) continue;  // never stepped (no gradient yet)
       auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
       tensors.emplace_back(optim_name(g, i, "exp_avg"), s.exp_avg());
@@ -112,7 +111,7 @@ CheckpointInfo load_train_checkpoint(const std::string& path, Objective& objecti
       s->exp_avg(a->second.clone());
       s->exp_avg_sq(optim.at(optim_name(g, i, "exp_avg_sq")).clone());
       s->step(optim.at(optim_name(g, i, "step")).item<int64_t>());
-      ost[key_of(params[i])] = std::move(s);
+      ost[optim_state_key(params[i])] = std::move(s);
     }
   }
   trainer.set_steps_done(info.step);

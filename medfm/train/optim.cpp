@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <sstream>
 
 #include "medfm/core/error.h"
 #include "medfm/models/cpu_kernels.h"
@@ -38,6 +39,24 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<ParamGroup>& g
   return std::make_unique<FusedAdamW>(pg, torch::optim::AdamWOptions(0.0));
 }
 
+namespace {
+// A template, so that only the branch for this LibTorch's key type is compiled.
+template <class Key>
+Key state_key_as(void* impl) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream s;  // as c10::guts::to_string writes a pointer
+    s << impl;
+    return s.str();
+  } else {
+    return impl;
+  }
+}
+}  // namespace
+
+OptimStateMap::key_type optim_state_key(const torch::Tensor& p) {
+  return state_key_as<OptimStateMap::key_type>(p.unsafeGetTensorImpl());
+}
+
 bool FusedAdamW::fusable() {
   auto plain = [](const torch::Tensor& t) {
     return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided && t.is_contiguous();
@@ -47,7 +66,7 @@ bool FusedAdamW::fusable() {
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       if (!plain(p) || !plain(p.grad())) return false;
-      auto it = state_.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      auto it = state_.find(optim_state_key(p));
       if (it == state_.end()) continue;
       auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
       if (!plain(s.exp_avg()) || !plain(s.exp_avg_sq())) return false;
@@ -69,7 +88,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      const auto key = optim_state_key(p);
       auto it = state_.find(key);
       if (it == state_.end()) {
         auto s = std::make_unique<torch::optim::AdamWParamState>();

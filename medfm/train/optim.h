@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace medfm::train {
@@ -25,6 +26,11 @@ struct ParamGroup {
 // never decay whatever their shape (ViT: cls_token, pos_embed, reg_token, mask_token).
 std::vector<ParamGroup> weight_decay_groups(const torch::nn::Module& module, const std::set<std::string>& no_decay_names,
                                             const std::string& prefix = "");
+
+// The key LibTorch's optimisers keep a parameter's state under: its TensorImpl's address written
+// as text in LibTorch 1.x, the address itself in 2.x.
+using OptimStateMap = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
+OptimStateMap::key_type optim_state_key(const torch::Tensor& p);
 
 // torch::optim::AdamW with its update in one fused pass per parameter (models/cpu_kernels.h,
 // adamw_update) when every parameter being stepped is a contiguous float32 CPU tensor with a dense

@@ -106,8 +106,8 @@ TEST(FusedAdamW, FollowsLibTorchAdamWOverSteps) {
   EXPECT_EQ(sa.size(), 3u);
   EXPECT_EQ(sb.size(), 3u);
   for (size_t i = 0; i + 1 < a.size(); ++i) {
-    auto& x = static_cast<torch::optim::AdamWParamState&>(*sa.at(c10::guts::to_string(a[i].unsafeGetTensorImpl())));
-    auto& y = static_cast<torch::optim::AdamWParamState&>(*sb.at(c10::guts::to_string(b[i].unsafeGetTensorImpl())));
+    auto& x = static_cast<torch::optim::AdamWParamState&>(*sa.at(optim_state_key(a[i])));
+    auto& y = static_cast<torch::optim::AdamWParamState&>(*sb.at(optim_state_key(b[i])));
     EXPECT_EQ(x.step(), 6);
     EXPECT_EQ(y.step(), 6);
     EXPECT_TRUE(torch::allclose(x.exp_avg(), y.exp_avg(), 1e-5, 1e-7));
