@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "medfm/core/runtime.h"
+#include "medfm/models/layers.h"
 #include "medfm/models/registry.h"
 #include "medfm/ssl/dino_objective.h"
 #include "medfm/ssl/mae_objective.h"
@@ -62,6 +63,11 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 2; ++i) crops.push_back(torch::randn({batch, 3, img, img}));
     to.clip_mode = "global";
   }
+  // MEDFM_BENCH_NO_FUSED_MLP=1: every MLP of the objective's modules takes at::linear + at::gelu in
+  // training instead of the fused hidden layer (HiddenGelu), to measure what the fusion gives here.
+  if (std::getenv("MEDFM_BENCH_NO_FUSED_MLP"))
+    for (const auto& m : obj->trained().modules())
+      if (auto* mlp = dynamic_cast<medfm::models::MlpImpl*>(m.get())) mlp->fast_path = false;
   medfm::train::Trainer trainer(*obj, to);
   medfm::train::Views v{crops};
   // Wall-clock and process CPU time (all threads; on a VM, time stolen by the hypervisor is not
