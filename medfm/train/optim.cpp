@@ -57,48 +57,52 @@ OptimStateMap::key_type optim_state_key(const torch::Tensor& p) {
   return state_key_as<OptimStateMap::key_type>(p.unsafeGetTensorImpl());
 }
 
-bool FusedAdamW::fusable() {
-  auto plain = [](const torch::Tensor& t) {
-    return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided && t.is_contiguous();
-  };
-  for (auto& group : param_groups()) {
-    if (static_cast<torch::optim::AdamWOptions&>(group.options()).amsgrad()) return false;
-    for (auto& p : group.params()) {
-      if (!p.grad().defined()) continue;
-      if (!plain(p) || !plain(p.grad())) return false;
-      auto it = state_.find(optim_state_key(p));
-      if (it == state_.end()) continue;
-      auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
-      if (!plain(s.exp_avg()) || !plain(s.exp_avg_sq())) return false;
-    }
-  }
-  return true;
-}
-
 torch::Tensor FusedAdamW::step(LossClosure closure) {
-  if (!fusable()) return torch::optim::AdamW::step(closure);
-  torch::NoGradGuard no_grad;
-  torch::Tensor loss;
+  torch::Tensor loss;  // the closure first, as LibTorch's step: it may make the gradients
   if (closure) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  for (auto& group : param_groups()) {
-    const auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
-    const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+  auto fallback = [&] {
+    torch::optim::AdamW::step();
+    return loss;
+  };
+  // One look-up per parameter: what this step would update, and whether all of it fits the fused
+  // pass (contiguous float32 on the CPU, existing moments too); if not, LibTorch's own step.
+  auto plain = [](const torch::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided && t.is_contiguous();
+  };
+  struct Item {
+    torch::Tensor p;
+    torch::optim::AdamWParamState* state;  // null until its first step
+  };
+  std::vector<std::vector<Item>> work(param_groups().size());
+  for (size_t gi = 0; gi < param_groups().size(); ++gi) {
+    auto& group = param_groups()[gi];
+    if (static_cast<torch::optim::AdamWOptions&>(group.options()).amsgrad()) return fallback();
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      const auto key = optim_state_key(p);
-      auto it = state_.find(key);
-      if (it == state_.end()) {
-        auto s = std::make_unique<torch::optim::AdamWParamState>();
-        s->step(0);
-        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
-        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
-        state_[key] = std::move(s);
-        it = state_.find(key);
+      if (!plain(p) || !plain(p.grad())) return fallback();
+      auto it = state_.find(optim_state_key(p));
+      auto* s = it == state_.end() ? nullptr : static_cast<torch::optim::AdamWParamState*>(it->second.get());
+      if (s && (!plain(s->exp_avg()) || !plain(s->exp_avg_sq()))) return fallback();
+      work[gi].push_back({p, s});
+    }
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t gi = 0; gi < work.size(); ++gi) {
+    const auto& o = static_cast<torch::optim::AdamWOptions&>(param_groups()[gi].options());
+    const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+    for (auto& [p, state] : work[gi]) {
+      if (!state) {
+        auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+        state = fresh.get();
+        state_[optim_state_key(p)] = std::move(fresh);
       }
-      auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      auto& s = *state;
       s.step(s.step() + 1);
       // The scalars as LibTorch's AdamW forms them (in double, then float for a float tensor).
       const double bc1 = 1 - std::pow(beta1, static_cast<double>(s.step()));

@@ -41,9 +41,6 @@ class FusedAdamW : public torch::optim::AdamW {
  public:
   using torch::optim::AdamW::AdamW;
   torch::Tensor step(LossClosure closure = nullptr) override;
-
- private:
-  bool fusable();
 };
 
 // AdamW over the groups (betas 0.9 / 0.999, eps 1e-8, as torch.optim.AdamW), one torch param
